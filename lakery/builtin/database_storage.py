@@ -1,0 +1,97 @@
+"""Bytes kept in the records database itself (the embedded default storage)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete
+from sqlalchemy import insert
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lakery.common.exceptions import ConfigurationError
+from lakery.common.exceptions import NotFoundError
+from lakery.core.records import BlobRecord
+from lakery.core.records import utc_now
+from lakery.core.serializer import Buffer
+from lakery.core.session import add_before_commit
+from lakery.core.session import current_session
+from lakery.core.session import session_lock
+from lakery.core.storage import Locator
+from lakery.core.storage import Storage
+
+__all__ = ["DatabaseStorage"]
+
+_HOOK_KEY = "lakery.database_storage.blobs"
+_INSERT_BATCH = 500
+
+
+class DatabaseStorage(Storage):
+    """Bytes in the ``lakery_blobs`` table of the database that holds the records.
+
+    Needs no configuration and keeps data wherever the records are, so any process that
+    can read the records can read the data. Blobs are inserted in the saver's own
+    transaction, so they appear together with the records or not at all. Best for small
+    and medium parts; put large arrays and streams in file or object storage.
+    """
+
+    name = "lakery.database@v1"
+
+    async def put_value(
+        self, data: Sequence[Buffer], *, size: int, sha256: str, tags: Mapping[str, str]
+    ) -> Locator:
+        pending = add_before_commit(current_session(), _HOOK_KEY, _PendingBlobs)
+        pending.add(sha256, size, data)
+        return {"sha256": sha256}
+
+    async def get_value(self, locator: Locator) -> Buffer:
+        session = current_session()
+        sha256 = locator.get("sha256")
+        async with session_lock(session):
+            data = await session.scalar(select(BlobRecord.data).where(BlobRecord.sha256 == sha256))
+        if data is None:
+            msg = f"no blob {sha256} in the lakery_blobs table"
+            raise NotFoundError(msg, locator=locator)
+        return data
+
+    async def delete(self, locator: Locator) -> None:
+        session = current_session()
+        async with session_lock(session):
+            await session.execute(delete(BlobRecord).where(BlobRecord.sha256 == locator["sha256"]))
+
+
+class _PendingBlobs:
+    """Blobs of one saver, inserted in its transaction just before its rows."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, dict[str, Any]] = {}
+
+    def add(self, sha256: str, size: int, data: Sequence[Buffer]) -> None:
+        if sha256 not in self.blobs:
+            joined = data[0] if len(data) == 1 and isinstance(data[0], bytes) else b"".join(data)
+            self.blobs[sha256] = {"sha256": sha256, "size": size, "data": joined}
+
+    async def __call__(self, session: AsyncSession) -> None:
+        rows = list(self.blobs.values())
+        now = utc_now()
+        for row in rows:
+            row["created_at"] = now
+        statement = _insert_ignoring_duplicates(session)
+        for start in range(0, len(rows), _INSERT_BATCH):
+            await session.execute(statement, rows[start : start + _INSERT_BATCH])
+
+
+def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql_insert(BlobRecord).on_conflict_do_nothing(index_elements=["sha256"])
+    if dialect == "sqlite":
+        return sqlite_insert(BlobRecord).on_conflict_do_nothing(index_elements=["sha256"])
+    if dialect in {"mysql", "mariadb"}:
+        return insert(BlobRecord).prefix_with("IGNORE")
+    msg = f"DatabaseStorage supports SQLite, PostgreSQL and MySQL/MariaDB, not {dialect!r}"
+    raise ConfigurationError(msg)

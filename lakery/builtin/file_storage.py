@@ -1,0 +1,216 @@
+"""Content-addressed files on a local (or mounted) file system."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from lakery.common.exceptions import NotFoundError
+from lakery.common.exceptions import StorageError
+from lakery.core.serializer import Buffer
+from lakery.core.storage import READ_CHUNK_SIZE
+from lakery.core.storage import HashingStream
+from lakery.core.storage import Locator
+from lakery.core.storage import Storage
+
+__all__ = ["FileStorage"]
+
+_KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}$")
+_WRITE_BUFFER = 4 << 20
+
+
+class FileStorage(Storage):
+    """Files under `root`, named by their sha256 (``ab/cd/abcd…``).
+
+    Writes go to a temporary file that is fsynced, then renamed into place, so a reader
+    sees a whole file or none; identical content is written once. The locator records the
+    root it was written under and a key that cannot point outside it.
+
+    Args:
+        root: the directory to keep files in (created when first needed).
+        name: the component name, to register several file storages side by side.
+        fsync: flush each file (and its directory) to disk before the save commits.
+            Turn off only for scratch data.
+    """
+
+    name = "lakery.file@v1"
+
+    def __init__(
+        self, root: str | os.PathLike[str], *, name: str | None = None, fsync: bool = True
+    ):
+        super().__init__(name=name)
+        self.root = Path(root).expanduser().resolve()
+        self.fsync = fsync
+
+    def __repr__(self) -> str:
+        return f"FileStorage({str(self.root)!r}, name={self.name!r})"
+
+    # -- writing ------------------------------------------------------------------------
+
+    async def put_value(
+        self, data: Sequence[Buffer], *, size: int, sha256: str, tags: Mapping[str, str]
+    ) -> Locator:
+        key = _key_for(sha256)
+        await anyio.to_thread.run_sync(self._write_file, self.root / key, data, size)
+        return {"root": self.root.as_posix(), "key": key}
+
+    def _write_file(self, path: Path, data: Sequence[Buffer], size: int) -> None:
+        if _has_size(path, size):
+            return  # identical content is already there
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(temp, "wb") as file:
+                for buffer in data:
+                    file.write(buffer)
+                self._sync(file)
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+        self._sync_dir(path.parent)
+
+    async def put_stream(self, stream: HashingStream, *, tags: Mapping[str, str]) -> Locator:
+        temp_dir = self.root / "tmp"
+        await anyio.to_thread.run_sync(lambda: temp_dir.mkdir(parents=True, exist_ok=True))
+        temp = temp_dir / f"{uuid.uuid4().hex}.tmp"
+        file: IO[bytes] = await anyio.to_thread.run_sync(open, temp, "wb")
+        try:
+            try:
+                pending: list[Buffer] = []
+                pending_size = 0
+                async for chunk in stream:
+                    pending.append(chunk)
+                    pending_size += memoryview(chunk).nbytes
+                    if pending_size >= _WRITE_BUFFER:
+                        await anyio.to_thread.run_sync(_write_all, file, pending)
+                        pending, pending_size = [], 0
+                await anyio.to_thread.run_sync(_write_all, file, pending)
+                await anyio.to_thread.run_sync(self._sync, file)
+            finally:
+                await _shielded(file.close)
+            key = _key_for(stream.sha256)
+            await anyio.to_thread.run_sync(self._move_into_place, temp, self.root / key)
+        except BaseException:
+            await _shielded(lambda: temp.unlink(missing_ok=True))
+            raise
+        return {"root": self.root.as_posix(), "key": key}
+
+    def _move_into_place(self, temp: Path, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(temp, path)
+        self._sync_dir(path.parent)
+
+    def _sync(self, file: IO[bytes]) -> None:
+        if self.fsync:
+            file.flush()
+            os.fsync(file.fileno())
+
+    def _sync_dir(self, directory: Path) -> None:
+        if self.fsync and os.name == "posix":
+            fd = os.open(directory, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def get_value(self, locator: Locator) -> Buffer:
+        path = self._path(locator)
+        return await anyio.to_thread.run_sync(_read_file, path, locator)
+
+    async def get_stream(self, locator: Locator) -> AsyncIterator[Buffer]:
+        path = self._path(locator)
+        file = await anyio.to_thread.run_sync(_open_for_reading, path, locator)
+        return _iter_file(file)
+
+    async def delete(self, locator: Locator) -> None:
+        path = self._path(locator)
+        await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+
+    def uri(self, locator: Locator) -> str | None:
+        return self._path(locator).as_uri()
+
+    def _path(self, locator: Locator) -> Path:
+        """The file for a locator: under the root it was written to, else under this root."""
+        key = locator.get("key") if isinstance(locator, Mapping) else None
+        if not isinstance(key, str) or not _KEY.match(key):
+            msg = f"invalid FileStorage locator {locator!r}: the key must be 'ab/cd/<sha256>'"
+            raise StorageError(msg)
+        root = locator.get("root")
+        if isinstance(root, str) and root != self.root.as_posix():
+            written_to = Path(root) / key
+            if written_to.exists() or not (self.root / key).exists():
+                return written_to
+        return self.root / key
+
+
+def _key_for(sha256: str) -> str:
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        msg = f"expected a sha256 hex digest, got {sha256!r}"
+        raise StorageError(msg)
+    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def _has_size(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size == size
+    except FileNotFoundError:
+        return False
+
+
+def _write_all(file: IO[bytes], buffers: list[Buffer]) -> None:
+    for buffer in buffers:
+        file.write(buffer)
+
+
+def _open_for_reading(path: Path, locator: Locator) -> IO[bytes]:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        msg = f"no file at {path}"
+        raise NotFoundError(msg, locator=locator) from None
+
+
+def _read_file(path: Path, locator: Locator) -> bytearray:
+    with _open_for_reading(path, locator) as file:
+        size = os.fstat(file.fileno()).st_size
+        data = bytearray(size)
+        view = memoryview(data)
+        read = 0
+        while read < size:
+            n = file.readinto(view[read:])
+            if not n:
+                break
+            read += n
+        if read < size:
+            del data[read:]
+        else:
+            data.extend(file.read())  # the file grew while being read: keep all bytes
+        return data
+
+
+async def _iter_file(file: IO[bytes]) -> AsyncIterator[Buffer]:
+    try:
+        while chunk := await anyio.to_thread.run_sync(file.read, READ_CHUNK_SIZE):
+            yield chunk
+    finally:
+        await _shielded(file.close)
+
+
+async def _shielded(function: Any) -> None:
+    with anyio.CancelScope(shield=True):
+        with contextlib.suppress(OSError):
+            await anyio.to_thread.run_sync(function)

@@ -1,0 +1,91 @@
+"""JSON values and JSON Lines streams."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from lakery.core.serializer import Buffer
+from lakery.core.serializer import Serializer
+from lakery.core.serializer import StreamDecoder
+from lakery.core.serializer import StreamEncoder
+from lakery.core.serializer import StreamSerializer
+
+__all__ = ["JsonSerializer", "JsonStreamSerializer"]
+
+JsonType = dict[str, Any] | list[Any] | str | int | float | bool | None
+
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_DECODER = json.JSONDecoder()
+
+
+def _dumps(value: Any) -> str:
+    _check_keys(value)
+    return _ENCODER.encode(value)
+
+
+def _check_keys(value: Any) -> None:
+    """Reject dict keys that JSON would silently turn into strings."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str):
+                    msg = f"JSON object keys must be str, got {type(key).__name__} {key!r}"
+                    raise TypeError(msg)
+                if isinstance(child, dict | list | tuple):
+                    stack.append(child)
+        elif isinstance(item, list | tuple):
+            stack.extend(child for child in item if isinstance(child, dict | list | tuple))
+
+
+class JsonSerializer(Serializer[JsonType]):
+    """A JSON document (UTF-8). Tuples come back as lists; dict keys must be str."""
+
+    name = "lakery.json.value@v1"
+    types = (dict, list, str, int, float, bool, type(None))
+    content_type = "application/json"
+    content_encoding = "utf-8"
+
+    def serialize(self, value: JsonType) -> bytes:
+        return _dumps(value).encode()
+
+    def deserialize(self, data: Buffer) -> JsonType:
+        return json.loads(bytes(data))
+
+
+class _JsonLinesEncoder(StreamEncoder[Any]):
+    def encode(self, item: Any) -> bytes:
+        return (_dumps(item) + "\n").encode()
+
+
+class _JsonLinesDecoder(StreamDecoder[Any]):
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def decode(self, chunk: Buffer) -> list[Any]:
+        data = self._rest + bytes(chunk)
+        *lines, self._rest = data.split(b"\n")
+        return [json.loads(line) for line in lines if line]
+
+    def finish(self) -> list[Any]:
+        if self._rest.strip():
+            msg = "the JSON Lines stream ended in the middle of an item"
+            raise ValueError(msg)
+        return []
+
+
+class JsonStreamSerializer(StreamSerializer[Any]):
+    """A stream of JSON values, one per line (JSON Lines)."""
+
+    name = "lakery.json.stream@v1"
+    types = (dict, list, str, int, float, bool, type(None))
+    content_type = "application/x-ndjson"
+    content_encoding = "utf-8"
+
+    def encoder(self) -> StreamEncoder[Any]:
+        return _JsonLinesEncoder()
+
+    def decoder(self) -> StreamDecoder[Any]:
+        return _JsonLinesDecoder()

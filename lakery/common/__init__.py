@@ -1,0 +1,1 @@
+"""Pieces shared by the whole library: exceptions, tags and stream helpers."""

@@ -1,0 +1,119 @@
+"""Every error lakery raises, under one root.
+
+```
+LakeryError
+├── ConfigurationError        a registry, storage or class definition is set up wrongly
+│   └── InvalidClassIdError   a class_id that is not 8-32 hex characters
+├── NotRegisteredError        a component or storable class is missing from the registry
+├── StorableTypeError         an object that is not a storable (or a coroutine left un-awaited)
+├── InvalidTagsError          tags that are not a mapping of str to str
+├── SerializationError        a value could not be serialized or deserialized
+├── NotFoundError             stored data or a record does not exist (also a FileNotFoundError)
+├── IntegrityError            stored data does not match the size or hash in its record
+└── StorageError              a storage backend failed
+```
+
+Errors carry the fields that identify what failed (component name, record id, content key)
+besides a message that says what to change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ConfigurationError",
+    "IntegrityError",
+    "InvalidClassIdError",
+    "InvalidTagsError",
+    "LakeryError",
+    "LakeryWarning",
+    "NotFoundError",
+    "NotRegisteredError",
+    "SerializationError",
+    "StorableTypeError",
+    "StorageError",
+]
+
+
+class LakeryWarning(UserWarning):
+    """A problem that does not stop lakery but should be fixed (e.g. an unpinned class_id)."""
+
+
+class LakeryError(Exception):
+    """The root of every error lakery raises."""
+
+
+class ConfigurationError(LakeryError, ValueError):
+    """A registry, storage or storable class is configured wrongly."""
+
+
+class InvalidClassIdError(ConfigurationError):
+    """A storable's class_id is not 8-32 hexadecimal characters."""
+
+
+class NotRegisteredError(LakeryError, LookupError):
+    """A component (serializer, storage, unpacker) or storable class is not in the registry.
+
+    Attributes:
+        kind: "serializer", "stream serializer", "storage", "unpacker" or "storable".
+        name: the name, type or class id that was looked up.
+    """
+
+    def __init__(self, message: str, *, kind: str, name: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.name = name
+
+
+class StorableTypeError(LakeryError, TypeError):
+    """An object passed where a storable (or a manifest record) was expected."""
+
+
+class InvalidTagsError(LakeryError, ValueError):
+    """Tags that are not a mapping of non-empty str keys to str values."""
+
+
+class SerializationError(LakeryError, ValueError):
+    """A value could not be serialized or deserialized.
+
+    Attributes:
+        serializer: the serializer's name, when one was chosen.
+    """
+
+    def __init__(self, message: str, *, serializer: str | None = None) -> None:
+        super().__init__(message)
+        self.serializer = serializer
+
+
+class NotFoundError(LakeryError, FileNotFoundError):
+    """Stored data or a record does not exist.
+
+    Attributes:
+        locator: the storage locator that was read, when the data was missing.
+    """
+
+    def __init__(self, message: str, *, locator: Any = None) -> None:
+        super().__init__(message)
+        self.locator = locator
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class IntegrityError(LakeryError):
+    """Stored data does not match the size or hash recorded for it.
+
+    Attributes:
+        manifest_id: the manifest whose content failed the check.
+        content_key: the content part that failed.
+    """
+
+    def __init__(self, message: str, *, manifest_id: Any = None, content_key: str | None = None):
+        super().__init__(message)
+        self.manifest_id = manifest_id
+        self.content_key = content_key
+
+
+class StorageError(LakeryError):
+    """A storage backend failed (I/O error, access denied, service error)."""

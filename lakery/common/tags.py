@@ -1,0 +1,34 @@
+"""Tag validation: tags are a flat mapping of non-empty str keys to str values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lakery.common.exceptions import InvalidTagsError
+
+__all__ = ["TagMap", "validate_tags"]
+
+TagMap = Mapping[str, str]
+"""Free-form string tags attached to a manifest or a content part."""
+
+
+def validate_tags(tags: Any, *, what: str = "tags") -> dict[str, str]:
+    """Return `tags` as a new dict, or raise `InvalidTagsError` saying which entries are wrong."""
+    if tags is None:
+        return {}
+    if not isinstance(tags, Mapping):
+        msg = f"{what} must be a mapping of str to str, got {type(tags).__name__}: {tags!r}"
+        raise InvalidTagsError(msg)
+    bad = [
+        f"{k!r}: {v!r}"
+        for k, v in tags.items()
+        if not isinstance(k, str) or not k or not isinstance(v, str)
+    ]
+    if bad:
+        msg = (
+            f"{what} must map non-empty str keys to str values; convert these entries "
+            f"to strings (e.g. str(value)): {', '.join(bad)}"
+        )
+        raise InvalidTagsError(msg)
+    return dict(tags)

@@ -1,0 +1,248 @@
+"""Turning unpacked contents into serialized parts ready to be written."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterable
+from collections.abc import AsyncIterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from typing import TypeVar
+
+from lakery.common.exceptions import ConfigurationError
+from lakery.common.exceptions import NotRegisteredError
+from lakery.common.exceptions import SerializationError
+from lakery.common.tags import validate_tags
+from lakery.core.component import Component
+from lakery.core.registry import Registry
+from lakery.core.serializer import Buffer
+from lakery.core.serializer import Serializer
+from lakery.core.serializer import StreamSerializer
+from lakery.core.serializer import describe
+from lakery.core.storage import HashingStream
+from lakery.core.storage import Locator
+from lakery.core.storage import Storage
+from lakery.core.storage import hash_buffers
+from lakery.core.unpacker import UnpackedValue
+from lakery.core.unpacker import UnpackedValueStream
+
+__all__ = ["Part", "StreamPart", "ValuePart", "prepare_parts"]
+
+C = TypeVar("C", bound=Component)
+
+
+@dataclass
+class ValuePart:
+    """A serialized value, hashed, waiting to be written."""
+
+    key: str
+    serializer: Serializer[Any]
+    storage: Storage
+    tags: dict[str, str]
+    buffers: Sequence[Buffer]
+    size: int
+    sha256: str
+    serializer_type = "value"
+
+
+@dataclass
+class StreamPart:
+    """A stream to be serialized, hashed and written item by item."""
+
+    key: str
+    serializer: StreamSerializer[Any] | None
+    storage: Storage
+    tags: dict[str, str]
+    stream: AsyncIterator[Any]
+    registry: Registry
+    size: int = -1
+    sha256: str = ""
+    serializer_type = "stream"
+
+    async def write(self, *, tags: Mapping[str, str]) -> Locator:
+        """Encode, hash and write the stream; afterwards `size` and `sha256` are set."""
+        if self.serializer is None:
+            self.serializer, self.stream = await _pick_stream_serializer(
+                self.stream, self.registry, self.key
+            )
+        hashing = HashingStream(_encode(self.stream, self.serializer))
+        locator = await self.storage.put_stream(hashing, tags=tags)
+        self.size, self.sha256 = hashing.size, hashing.sha256
+        return locator
+
+
+Part = ValuePart | StreamPart
+
+
+def prepare_parts(contents: Mapping[str, Any], registry: Registry, *, owner: type) -> list[Part]:
+    """Resolve components for each unpacked part and serialize the values.
+
+    Synchronous and CPU-bound: the saver runs it in a worker thread.
+    """
+    if not isinstance(contents, Mapping):
+        got = type(contents).__name__
+        msg = f"the unpacker of {owner.__qualname__} returned {got}, not a mapping"
+        raise SerializationError(msg)
+    parts: list[Part] = []
+    for key, unpacked in contents.items():
+        if not isinstance(key, str) or not key or len(key) > 1024:
+            msg = f"{owner.__qualname__}: content keys must be non-empty str (≤1024), got {key!r}"
+            raise SerializationError(msg)
+        where = f"{owner.__qualname__} part {key!r}"
+        tags = validate_tags(unpacked.tags, what=f"content tags of {where}")
+        storage = _resolve(unpacked.storage, Storage, registry, where) or _default_storage(
+            registry, where
+        )
+        if isinstance(unpacked, UnpackedValue):
+            parts.append(_value_part(key, unpacked, storage, tags, registry, where))
+        elif isinstance(unpacked, UnpackedValueStream):
+            serializer = _resolve(unpacked.serializer, StreamSerializer, registry, where)
+            stream = _as_async_iterator(unpacked.stream, where)
+            parts.append(StreamPart(key, serializer, storage, tags, stream, registry))
+        else:
+            msg = f"{where} is {type(unpacked).__name__}, not UnpackedValue/UnpackedValueStream"
+            raise SerializationError(msg)
+    return parts
+
+
+def _value_part(
+    key: str,
+    unpacked: UnpackedValue[Any],
+    storage: Storage,
+    tags: dict[str, str],
+    registry: Registry,
+    where: str,
+) -> ValuePart:
+    value = unpacked.value
+    serializer = _resolve(unpacked.serializer, Serializer, registry, where)
+    if serializer is None:
+        serializer = registry.find_serializer(type(value))
+        if serializer is None:
+            msg = (
+                f"{where}: no serializer in the registry handles {type(value).__qualname__} "
+                f"({describe(value)}); add the module that provides one to "
+                "Registry(modules=[...]) (e.g. 'lakery.extra.numpy' for arrays), or name a "
+                "serializer for this part"
+            )
+            raise NotRegisteredError(msg, kind="serializer", name=type(value).__qualname__)
+    try:
+        serialized = serializer.serialize(value)
+    except (TypeError, ValueError) as exc:
+        msg = f"{where}: serializer {serializer.name!r} cannot serialize {describe(value)}: {exc}"
+        raise SerializationError(msg, serializer=serializer.name) from exc
+    buffers = _as_buffers(serialized, serializer.name)
+    size, sha256 = hash_buffers(buffers)
+    return ValuePart(key, serializer, storage, tags, buffers, size, sha256)
+
+
+def _as_buffers(serialized: Any, name: str) -> Sequence[Buffer]:
+    if isinstance(serialized, bytes | bytearray | memoryview):
+        return (serialized,)
+    if isinstance(serialized, Sequence) and all(
+        isinstance(b, bytes | bytearray | memoryview) for b in serialized
+    ):
+        return tuple(serialized)
+    msg = f"serializer {name!r} returned {type(serialized).__name__}, not bytes or buffers"
+    raise SerializationError(msg, serializer=name)
+
+
+def _resolve(spec: Any, kind: type[C], registry: Registry, where: str) -> C | None:
+    """A component from an instance, a class (looked up in the registry) or a name."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        getter = {
+            Serializer: registry.get_serializer,
+            StreamSerializer: registry.get_stream_serializer,
+            Storage: registry.get_storage,
+        }[kind]
+        return getter(spec)  # type: ignore[return-value]
+    if inspect.isclass(spec) and issubclass(spec, kind):
+        return registry.find_component(spec)
+    if isinstance(spec, kind):
+        registered = {
+            Serializer: registry.serializers,
+            StreamSerializer: registry.stream_serializers,
+            Storage: registry.storages,
+        }[kind].get(spec.name)
+        if registered is None:
+            msg = (
+                f"{where} uses {spec!r}, which is not in the registry, so it could not be "
+                f"loaded back; add it to the Registry"
+            )
+            raise NotRegisteredError(msg, kind=kind.__name__, name=spec.name)
+        return spec
+    msg = f"{where}: expected a {kind.__name__} instance, class or name, got {spec!r}"
+    raise ConfigurationError(msg)
+
+
+def _default_storage(registry: Registry, where: str) -> Storage:
+    storage = registry.default_storage
+    if storage is None:
+        msg = (
+            f"{where} names no storage and the registry has no default; pass "
+            "Registry(default_storage=...) or add 'lakery.builtin' to its modules"
+        )
+        raise ConfigurationError(msg)
+    return storage
+
+
+def _as_async_iterator(stream: Any, where: str) -> AsyncIterator[Any]:
+    if isinstance(stream, AsyncIterable):
+        return aiter(stream)
+    msg = f"{where}: a stream part needs an async iterable, got {type(stream).__name__}"
+    raise SerializationError(msg)
+
+
+async def _encode(
+    items: AsyncIterator[Any], serializer: StreamSerializer[Any]
+) -> AsyncIterator[Buffer]:
+    encoder = serializer.encoder()
+    async for item in items:
+        chunk = _encode_step(encoder.encode, item, serializer)
+        if chunk:
+            yield chunk
+    tail = _encode_step(lambda _: encoder.finish(), None, serializer)
+    if tail:
+        yield tail
+
+
+def _encode_step(step: Any, item: Any, serializer: StreamSerializer[Any]) -> Buffer:
+    try:
+        return step(item)
+    except (TypeError, ValueError) as exc:
+        msg = f"stream serializer {serializer.name!r} cannot encode {describe(item)}: {exc}"
+        raise SerializationError(msg, serializer=serializer.name) from exc
+
+
+async def _pick_stream_serializer(
+    stream: AsyncIterator[Any], registry: Registry, key: str
+) -> tuple[StreamSerializer[Any], AsyncIterator[Any]]:
+    """Choose a stream serializer from the type of the first item (peeked, then replayed)."""
+    try:
+        first = await anext(stream)
+    except StopAsyncIteration:
+        # An empty stream reads back empty in any format: any registered one will do.
+        serializer = registry.find_stream_serializer(type(None)) or next(
+            iter(registry.stream_serializers.values()), None
+        )
+        if serializer is None:
+            msg = f"stream part {key!r}: the registry has no stream serializer"
+            raise NotRegisteredError(msg, kind="stream serializer", name="any") from None
+        return serializer, stream
+    serializer = registry.find_stream_serializer(type(first))
+    if serializer is None:
+        msg = (
+            f"stream part {key!r}: no stream serializer in the registry handles items of type "
+            f"{type(first).__qualname__}; add one to the Registry or name one for this part"
+        )
+        raise NotRegisteredError(msg, kind="stream serializer", name=type(first).__qualname__)
+    return serializer, _prepend(first, stream)
+
+
+async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    yield first
+    async for item in rest:
+        yield item

@@ -1,0 +1,162 @@
+"""Storages keep the bytes of content parts and find them again from a locator.
+
+A storage writes bytes (or a byte stream) and returns a JSON-able *locator* that lakery
+saves in the content record; given that locator it reads the bytes back. The abstract
+core is `put_value` and `get_value`; `put_stream` and `get_stream` have default versions
+built on them that a storage overrides to stream without holding everything in memory.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+from collections.abc import AsyncIterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
+from typing import TypeAlias
+
+import anyio.to_thread
+
+from lakery.core.component import Component
+from lakery.core.component import check_component_name
+from lakery.core.serializer import Buffer
+
+__all__ = [
+    "HASH_ALGORITHM",
+    "HashingStream",
+    "Locator",
+    "Storage",
+    "hash_buffers",
+]
+
+Locator: TypeAlias = dict[str, Any]
+"""JSON-able data saved in a content record that tells a storage where the bytes are."""
+
+HASH_ALGORITHM = "sha256"
+"""The content hash lakery records and checks."""
+
+THREAD_THRESHOLD = 1 << 20
+"""Buffers larger than this are hashed in a worker thread, off the event loop."""
+
+READ_CHUNK_SIZE = 1 << 20
+"""Default chunk size of streamed reads."""
+
+
+class Storage(Component, abc.ABC):
+    """Where the bytes of content parts live.
+
+    Subclasses set a class-level `name` (e.g. ``"lakery.file@v1"``); an instance may be
+    given its own name so that two differently configured storages of one type can be
+    registered side by side. A storage must read any locator it ever wrote, whatever its
+    current configuration, so locators carry the bucket, root or prefix they were written to.
+    """
+
+    def __init__(self, *, name: str | None = None) -> None:
+        if name is not None:
+            self.name = check_component_name(name, owner=type(self).__qualname__)
+
+    @abc.abstractmethod
+    async def put_value(
+        self, data: Sequence[Buffer], *, size: int, sha256: str, tags: Mapping[str, str]
+    ) -> Locator:
+        """Durably write the concatenation of `data` and return its locator.
+
+        `sha256` (hex) and `size` are already computed; use them to derive a content
+        address so that identical content is stored once and a retried write is harmless.
+        The write must be atomic: a reader sees all of the bytes or none of them.
+        """
+
+    @abc.abstractmethod
+    async def get_value(self, locator: Locator) -> Buffer:
+        """Read all the bytes at `locator`; raise `NotFoundError` when they are missing."""
+
+    async def put_stream(self, stream: HashingStream, *, tags: Mapping[str, str]) -> Locator:
+        """Durably write a byte stream and return its locator.
+
+        `stream.sha256` and `stream.size` are known once the stream is exhausted. On any
+        error or cancellation nothing must be left visible under a content address. The
+        default collects the stream in memory and calls `put_value`.
+        """
+        chunks = [chunk async for chunk in stream]
+        return await self.put_value(chunks, size=stream.size, sha256=stream.sha256, tags=tags)
+
+    async def get_stream(self, locator: Locator) -> AsyncIterator[Buffer]:
+        """Return an iterator over the bytes at `locator`.
+
+        Raise `NotFoundError` here, before iteration, when the data is missing. The default
+        reads the whole value and yields it in chunks.
+        """
+        data = memoryview(await self.get_value(locator))
+        return _iter_chunks(data)
+
+    async def delete(self, locator: Locator) -> None:
+        """Remove the bytes at `locator` (used by garbage collection). Missing data is fine."""
+        msg = f"{type(self).__name__} cannot delete data"
+        raise NotImplementedError(msg)
+
+    def uri(self, locator: Locator) -> str | None:
+        """A URI for people to find the data (shown in the Dagster UI), if there is one."""
+        return None
+
+
+async def _iter_chunks(data: memoryview) -> AsyncIterator[Buffer]:
+    for start in range(0, len(data), READ_CHUNK_SIZE):
+        yield data[start : start + READ_CHUNK_SIZE]
+
+
+def hash_buffers(buffers: Sequence[Buffer]) -> tuple[int, str]:
+    """Return the total size and sha256 hex digest of the concatenated buffers."""
+    hasher = hashlib.sha256()
+    size = 0
+    for buffer in buffers:
+        hasher.update(buffer)
+        size += memoryview(buffer).nbytes
+    return size, hasher.hexdigest()
+
+
+class HashingStream:
+    """An async iterator over byte chunks that counts and hashes them as they pass.
+
+    `size` and `sha256` are available once the stream has been fully consumed.
+    """
+
+    def __init__(self, chunks: AsyncIterator[Buffer]) -> None:
+        self._chunks = chunks
+        self._hasher = hashlib.sha256()
+        self._size = 0
+        self._done = False
+
+    def __aiter__(self) -> HashingStream:
+        return self
+
+    async def __anext__(self) -> Buffer:
+        try:
+            chunk = await self._chunks.__anext__()
+        except StopAsyncIteration:
+            self._done = True
+            raise
+        view = memoryview(chunk)
+        if view.nbytes > THREAD_THRESHOLD:
+            await anyio.to_thread.run_sync(self._hasher.update, view)
+        else:
+            self._hasher.update(view)
+        self._size += view.nbytes
+        return chunk
+
+    @property
+    def size(self) -> int:
+        """Number of bytes that passed through."""
+        self._check_done()
+        return self._size
+
+    @property
+    def sha256(self) -> str:
+        """Hex sha256 of the bytes that passed through."""
+        self._check_done()
+        return self._hasher.hexdigest()
+
+    def _check_done(self) -> None:
+        if not self._done:
+            msg = "the stream's size and hash are known only after it is fully consumed"
+            raise RuntimeError(msg)

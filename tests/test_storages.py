@@ -1,0 +1,124 @@
+"""The storage conformance suite on every built-in storage, and FileStorage specifics."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lakery import NotFoundError
+from lakery import StorageError
+from lakery.builtin import DatabaseStorage
+from lakery.builtin import FileStorage
+from lakery.builtin import MemoryStorage
+from lakery.core.session import run_before_commit
+from lakery.core.session import use_session
+from lakery.core.storage import Storage
+from lakery.testing.storage import StorageConformance
+
+
+class TestMemoryStorage(StorageConformance):
+    @pytest.fixture
+    def storage(self) -> MemoryStorage:
+        return MemoryStorage()
+
+
+class TestFileStorage(StorageConformance):
+    @pytest.fixture
+    def storage(self, tmp_path: Path) -> FileStorage:
+        return FileStorage(tmp_path / "blobs")
+
+    async def leftovers(self, storage: Storage) -> list[str]:
+        assert isinstance(storage, FileStorage)
+        return [str(p) for p in storage.root.rglob("*.tmp")]
+
+
+@pytest.mark.usefixtures("database_url")  # puts its SQLite/PostgreSQL params in the closure
+class TestDatabaseStorage(StorageConformance):
+    @pytest.fixture
+    async def storage(self, engine: AsyncEngine) -> AsyncIterator[DatabaseStorage]:
+        async with AsyncSession(engine) as session:
+            self.session = session
+            with use_session(session):
+                yield DatabaseStorage()
+
+    async def commit(self, storage: Storage) -> None:
+        await run_before_commit(self.session)
+        await self.session.commit()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+async def test_file_storage_layout_and_locator(tmp_path: Path) -> None:
+    storage = FileStorage(tmp_path / "blobs")
+    data = b"layout"
+    locator = await storage.put_value([data], size=len(data), sha256=_sha(data), tags={})
+    digest = _sha(data)
+    assert locator == {
+        "root": (tmp_path / "blobs").resolve().as_posix(),
+        "key": f"{digest[:2]}/{digest[2:4]}/{digest}",
+    }
+    assert (tmp_path / "blobs" / locator["key"]).read_bytes() == data
+    assert storage.uri(locator) == (tmp_path / "blobs" / locator["key"]).resolve().as_uri()
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "../../etc/passwd",
+        "/etc/passwd",
+        "ab/cd/../../../../etc/passwd",
+        "ab/cd/" + "0" * 63 + "/",
+        "AB/CD/" + "A" * 64,
+        "",
+        None,
+        "ab/cd/" + "0" * 64 + "/../x",
+    ],
+)
+async def test_file_storage_rejects_path_traversal(tmp_path: Path, key: object) -> None:
+    storage = FileStorage(tmp_path)
+    with pytest.raises(StorageError, match="invalid FileStorage locator"):
+        await storage.get_value({"root": tmp_path.as_posix(), "key": key})
+    with pytest.raises(StorageError):
+        await storage.delete({"root": tmp_path.as_posix(), "key": key})
+
+
+async def test_file_storage_reads_what_it_wrote_after_reconfiguration(tmp_path: Path) -> None:
+    old = FileStorage(tmp_path / "old")
+    locator = await old.put_value([b"kept"], size=4, sha256=_sha(b"kept"), tags={})
+    new = FileStorage(tmp_path / "new")
+    assert bytes(await new.get_value(locator)) == b"kept"  # via the root in the locator
+    # The data moved along with the configuration: found under the new root.
+    (tmp_path / "old").rename(tmp_path / "new")
+    assert bytes(await new.get_value(locator)) == b"kept"
+
+
+async def test_file_storage_missing_file(tmp_path: Path) -> None:
+    storage = FileStorage(tmp_path)
+    digest = _sha(b"never written")
+    locator = {"root": tmp_path.as_posix(), "key": f"{digest[:2]}/{digest[2:4]}/{digest}"}
+    with pytest.raises(NotFoundError, match="no file at"):
+        await storage.get_value(locator)
+
+
+async def test_file_storage_without_fsync_still_atomic(tmp_path: Path) -> None:
+    storage = FileStorage(tmp_path, fsync=False)
+    locator = await storage.put_value([b"fast"], size=4, sha256=_sha(b"fast"), tags={})
+    assert bytes(await storage.get_value(locator)) == b"fast"
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+async def test_file_storage_root_created_lazily(tmp_path: Path) -> None:
+    root = tmp_path / "a" / "b"
+    storage = FileStorage(root)
+    assert not root.exists()
+    await storage.put_value([b"x"], size=1, sha256=_sha(b"x"), tags={})
+    assert root.is_dir()
+    assert os.listdir(root)
