@@ -16,6 +16,7 @@ same way, its parts named ``outer.inner``.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import types
 import typing
 from collections.abc import Mapping
@@ -90,8 +91,9 @@ def _nested_class(cls: type[Any], f: dataclasses.Field[Any]) -> type[Any]:
     """The dataclass type of a field that held a dataclass when it was saved."""
     hint: Any = f.type
     if isinstance(hint, str):
+        owner = next(k for k in cls.__mro__ if f.name in getattr(k, "__annotations__", {}))
         try:
-            hint = typing.get_type_hints(cls)[f.name]
+            hint = eval(hint, vars(sys.modules[owner.__module__]), dict(vars(owner)))
         except Exception as exc:
             msg = (
                 f"cannot resolve the annotation {f.type!r} of {cls.__qualname__}.{f.name}; "

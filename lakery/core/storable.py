@@ -18,7 +18,6 @@ import re
 import sys
 import warnings
 import weakref
-from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
 from uuid import UUID
@@ -27,9 +26,7 @@ from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import InvalidClassIdError
 from lakery.common.exceptions import LakeryWarning
 from lakery.common.exceptions import StorableTypeError
-
-if TYPE_CHECKING:
-    from lakery.core.unpacker import Unpacker
+from lakery.core.unpacker import Unpacker
 
 __all__ = [
     "Storable",
@@ -84,8 +81,6 @@ class Storable:
         super().__init_subclass__(**kwargs)
         _register_class(cls, class_id)
         if unpacker is not None:
-            from lakery.core.unpacker import Unpacker
-
             if not isinstance(unpacker, Unpacker):
                 msg = f"{cls.__qualname__}: unpacker must be an Unpacker instance, got {unpacker!r}"
                 raise ConfigurationError(msg)

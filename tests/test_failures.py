@@ -1,0 +1,329 @@
+"""Failure paths of save and load: nothing half-written, clear errors, on both databases."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func
+from sqlalchemy import select
+from sqlalchemy import update
+
+from lakery import BlobRecord
+from lakery import ContentRecord
+from lakery import IntegrityError
+from lakery import InvalidTagsError
+from lakery import LakeryError
+from lakery import ManifestRecord
+from lakery import NotFoundError
+from lakery import NotReadyError
+from lakery import NotRegisteredError
+from lakery import Registry
+from lakery import SerializationError
+from lakery import StorableTypeError
+from lakery import load_one
+from lakery import new_loader
+from lakery import new_saver
+from lakery import save_one
+from lakery.builtin import FileStorage
+from lakery.builtin import MemoryStorage
+from lakery.builtin import StorableDataclass
+from lakery.builtin import StorableStream
+from lakery.builtin import StorableValue
+from lakery.core.serializer import Buffer
+
+
+class FailingStorage(MemoryStorage):
+    """A memory storage that fails to write any value containing b"FAIL"."""
+
+    name = "test.failing@v1"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    async def put_value(
+        self, data: Sequence[Buffer], *, size: int, sha256: str, tags: Mapping[str, str]
+    ) -> dict[str, str]:
+        self.writes += 1
+        if b"FAIL" in b"".join(bytes(d) for d in data):
+            raise OSError("disk on fire")
+        return await super().put_value(data, size=size, sha256=sha256, tags=tags)
+
+
+@dataclass
+class Pair(StorableDataclass, class_id="b0000000000000000000000000000001"):
+    left: str
+    right: str
+
+
+async def count(session, model) -> int:  # type: ignore[no-untyped-def]
+    return (await session.execute(select(func.count()).select_from(model))).scalar_one()
+
+
+async def assert_nothing_saved(new_session) -> None:  # type: ignore[no-untyped-def]
+    async with new_session() as session:
+        assert await count(session, ManifestRecord) == 0
+        assert await count(session, ContentRecord) == 0
+        assert await count(session, BlobRecord) == 0
+
+
+async def assert_every_row_loads(new_session, registry: Registry) -> None:  # type: ignore[no-untyped-def]
+    """No content row points at missing or partial data."""
+    async with new_session() as session:
+        records = (await session.execute(select(ManifestRecord))).scalars().all()
+        async with new_loader(session=session, registry=registry) as loader:
+            for record in records:
+                loader.load_soon(record)
+
+
+async def test_failing_storage_in_bulk_save_saves_nothing(new_session, registry: Registry) -> None:
+    failing = FailingStorage()
+    registry = Registry(registries=[registry], default_storage=failing)
+    objs = [Pair(f"ok-{i}", "fine") for i in range(200)]
+    objs.insert(137, Pair("left", "FAIL here"))
+    async with new_session() as session:
+        with pytest.raises(OSError, match="disk on fire"):
+            async with new_saver(session=session, registry=registry) as saver:
+                futures = [saver.save_soon(o) for o in objs]
+    for future in futures:
+        with pytest.raises(OSError, match="disk on fire"):
+            future.get()
+    await assert_nothing_saved(new_session)
+    # A retry without the bad object succeeds, and stores identical content once.
+    del objs[137]
+    async with new_session() as session:
+        async with new_saver(session=session, registry=registry) as saver:
+            for o in objs:
+                saver.save_soon(o)
+        assert await count(session, ManifestRecord) == 200
+    stored = set(failing.blobs.values())
+    expected = {f'"ok-{i}"'.encode() for i in range(200)} | {b'"fine"'}
+    assert expected <= stored
+    assert stored - expected <= {b'"left"'}  # at most an unreferenced blob of the failed object
+    await assert_every_row_loads(new_session, registry)
+
+
+async def test_error_inside_saver_block_saves_nothing(new_session, registry: Registry) -> None:
+    async with new_session() as session:
+        with pytest.raises(ZeroDivisionError):
+            async with new_saver(session=session, registry=registry) as saver:
+                future = saver.save_soon(StorableValue(1))
+                1 / 0  # noqa: B018
+    with pytest.raises(ZeroDivisionError):
+        future.get()
+    await assert_nothing_saved(new_session)
+
+
+async def test_failing_commit_leaves_no_rows(new_session, registry: Registry, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    async with new_session() as session:
+
+        async def broken_commit() -> None:
+            raise ConnectionError("connection lost at commit")
+
+        monkeypatch.setattr(session, "commit", broken_commit)
+        with pytest.raises(ConnectionError):
+            await save_one(StorableValue("x"), session=session, registry=registry)
+    await assert_nothing_saved(new_session)
+
+
+async def test_failing_stream_saves_nothing(
+    new_session, registry: Registry, tmp_path: Path
+) -> None:
+    async def broken() -> AsyncIterator[int]:
+        yield 1
+        raise RuntimeError("source died")
+
+    files = FileStorage(tmp_path / "blobs")
+    registry = Registry(registries=[registry], default_storage=files)
+    async with new_session() as session:
+        with pytest.raises(RuntimeError, match="source died"):
+            async with new_saver(session=session, registry=registry) as saver:
+                saver.save_soon(StorableValue(1))
+                saver.save_soon(StorableStream(broken()))
+    await assert_nothing_saved(new_session)
+    assert not list((tmp_path / "blobs").rglob("*.tmp"))
+
+
+async def test_invalid_tags_rejected_before_anything_is_written(
+    new_session, registry: Registry
+) -> None:
+    failing = FailingStorage()
+    registry = Registry(registries=[registry], default_storage=failing)
+    async with new_session() as session:
+        for bad in ({"n": 1}, {1: "x"}, {"": "x"}, ["a"], "tag"):
+            with pytest.raises(InvalidTagsError):
+                await save_one(StorableValue(1), session=session, registry=registry, tags=bad)
+        with pytest.raises(InvalidTagsError, match="content tags"):
+            await save_one(StorableValue(1, tags={"a": 2}), session=session, registry=registry)
+    assert failing.writes == 0
+    await assert_nothing_saved(new_session)
+
+
+async def test_non_storables_rejected(new_session, registry: Registry) -> None:
+    async with new_session() as session:
+        with pytest.raises(StorableTypeError, match="StorableValue"):
+            await save_one({"plain": "dict"}, session=session, registry=registry)  # type: ignore[arg-type]
+        with pytest.raises(StorableTypeError, match="instance"):
+            await save_one(Pair, session=session, registry=registry)  # type: ignore[arg-type]
+
+
+async def test_value_without_serializer_names_the_fix(new_session, registry: Registry) -> None:
+    class Opaque:
+        pass
+
+    async with new_session() as session:
+        with pytest.raises(NotRegisteredError, match=r"Opaque.*Registry\(modules"):
+            await save_one(StorableValue(Opaque()), session=session, registry=registry)
+        with pytest.raises(SerializationError, match="keys must be str"):
+            await save_one(StorableValue({1: "x"}), session=session, registry=registry)
+    await assert_nothing_saved(new_session)
+
+
+async def test_forgotten_await_is_explained(new_session, registry: Registry) -> None:
+    async with new_session() as session:
+        unawaited = save_one(StorableValue(1), session=session, registry=registry)
+        with pytest.raises(StorableTypeError, match="await save_one"):
+            await load_one(unawaited, StorableValue, session=session, registry=registry)  # type: ignore[arg-type]
+    await assert_nothing_saved(new_session)
+
+
+async def test_future_read_too_early(new_session, registry: Registry) -> None:
+    async with new_session() as session:
+        async with new_saver(session=session, registry=registry) as saver:
+            future = saver.save_soon(StorableValue(1))
+            with pytest.raises(NotReadyError, match="after the `async with` block"):
+                future.get()
+        assert future.get().tags == {}
+
+
+async def corrupt_file(record: ManifestRecord, mutate) -> None:  # type: ignore[no-untyped-def]
+    [content] = record.contents
+    path = Path(content.storage_data["root"]) / content.storage_data["key"]
+    path.write_bytes(mutate(path.read_bytes()))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "detail"),
+    [
+        (lambda b: b[:1] + bytes([b[1] ^ 0xFF]) + b[2:], "sha256"),
+        (lambda b: b[:-3], "bytes read"),
+        (lambda b: b + b"extra", "bytes read"),
+    ],
+    ids=["flipped", "truncated", "extended"],
+)
+async def test_corrupt_file_raises_integrity_error(
+    new_session, registry: Registry, tmp_path: Path, mutate, detail: str
+) -> None:
+    registry = Registry(registries=[registry], default_storage=FileStorage(tmp_path / "b"))
+    async with new_session() as session:
+        record = await save_one(StorableValue("x" * 100), session=session, registry=registry)
+        await corrupt_file(record, mutate)
+        with pytest.raises(IntegrityError, match=detail) as caught:
+            await load_one(record, StorableValue, session=session, registry=registry)
+    assert str(record.id) in str(caught.value)
+    assert caught.value.manifest_id == record.id
+    assert caught.value.content_key == "value"
+
+
+async def test_corrupt_stream_raises_at_its_end(
+    new_session, registry: Registry, tmp_path: Path
+) -> None:
+    async def items() -> AsyncIterator[str]:
+        for i in range(100):
+            yield f"item {i}"
+
+    registry = Registry(registries=[registry], default_storage=FileStorage(tmp_path / "b"))
+    async with new_session() as session:
+        record = await save_one(StorableStream(items()), session=session, registry=registry)
+        await corrupt_file(record, lambda b: b.replace(b"item 99", b"item 98"))
+        loaded = await load_one(record, StorableStream, session=session, registry=registry)
+    with pytest.raises(IntegrityError, match=str(record.id)):
+        [item async for item in loaded]
+
+
+async def test_corrupt_database_blob(new_session, registry: Registry) -> None:
+    async with new_session() as session:
+        record = await save_one(StorableValue("original"), session=session, registry=registry)
+        await session.execute(update(BlobRecord).values(data=b'"tampered"'))
+        await session.commit()
+        with pytest.raises(IntegrityError, match="corrupt"):
+            await load_one(record, StorableValue, session=session, registry=registry)
+
+
+async def test_missing_blob_names_record_and_part(
+    new_session, registry: Registry, tmp_path: Path
+) -> None:
+    registry = Registry(registries=[registry], default_storage=FileStorage(tmp_path / "b"))
+    async with new_session() as session:
+        record = await save_one(StorableValue(1), session=session, registry=registry)
+        [content] = record.contents
+        (Path(content.storage_data["root"]) / content.storage_data["key"]).unlink()
+        with pytest.raises(NotFoundError, match=rf"'value' of record {record.id}"):
+            await load_one(record, StorableValue, session=session, registry=registry)
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "kind"),
+    [
+        ("serializer_name", "gone.serializer@v9", "serializer"),
+        ("storage_name", "gone.storage@v9", "storage"),
+    ],
+)
+async def test_unknown_component_names(
+    new_session, registry: Registry, column: str, value: str, kind: str
+) -> None:
+    async with new_session() as session:
+        record = await save_one(StorableValue(1), session=session, registry=registry)
+        await session.execute(update(ContentRecord).values({column: value}))
+        await session.commit()
+        stored = await session.get(ManifestRecord, record.id)
+        with pytest.raises(NotRegisteredError, match=rf"no {kind} named '{value}'") as caught:
+            await load_one(stored, StorableValue, session=session, registry=registry)
+    assert caught.value.name == value
+
+
+async def test_unknown_unpacker_and_class_id(new_session, registry: Registry) -> None:
+    async with new_session() as session:
+        record = await save_one(StorableValue(1), session=session, registry=registry)
+        await session.execute(update(ManifestRecord).values(unpacker_name="gone.unpacker@v1"))
+        await session.commit()
+        stored = await session.get(ManifestRecord, record.id)
+        with pytest.raises(NotRegisteredError, match=r"no unpacker named 'gone\.unpacker@v1'"):
+            await load_one(stored, StorableValue, session=session, registry=registry)
+        await session.execute(
+            update(ManifestRecord).values(
+                class_id=uuid.UUID("f" * 32), unpacker_name="lakery.value@v1"
+            )
+        )
+        await session.commit()
+        await session.refresh(stored)
+        with pytest.raises(NotRegisteredError, match="f" * 32):
+            await load_one(stored, session=session, registry=registry)
+        with pytest.raises(StorableTypeError, match="not StorableValue"):
+            await load_one(stored, StorableValue, session=session, registry=registry)
+
+
+async def test_wrong_class_for_record(new_session, registry: Registry) -> None:
+    async with new_session() as session:
+        record = await save_one(Pair("a", "b"), session=session, registry=registry)
+        with pytest.raises(StorableTypeError, match=r"holds .*Pair.*not StorableValue"):
+            await load_one(record, StorableValue, session=session, registry=registry)
+
+
+async def test_bulk_load_failure_keeps_other_results(new_session, registry: Registry) -> None:
+    async with new_session() as session:
+        good = await save_one(StorableValue("good"), session=session, registry=registry)
+        bad = await save_one(Pair("a", "b"), session=session, registry=registry)
+        with pytest.raises(LakeryError):
+            async with new_loader(session=session, registry=registry) as loader:
+                good_future = loader.load_soon(good, StorableValue)
+                bad_future = loader.load_soon(bad, StorableValue)
+    assert good_future.get() == StorableValue("good")
+    with pytest.raises(StorableTypeError):
+        bad_future.get()
