@@ -23,11 +23,13 @@ from lakery.core.session import current_session
 from lakery.core.session import session_lock
 from lakery.core.storage import Locator
 from lakery.core.storage import Storage
+from lakery.core.storage import ValueWrite
 
 __all__ = ["DatabaseStorage"]
 
 _HOOK_KEY = "lakery.database_storage.blobs"
 _INSERT_BATCH = 500
+_SELECT_BATCH = 500
 
 
 class DatabaseStorage(Storage):
@@ -48,15 +50,34 @@ class DatabaseStorage(Storage):
         pending.add(sha256, size, data)
         return {"sha256": sha256}
 
+    async def put_values(self, writes: Sequence[ValueWrite]) -> list[Locator]:
+        pending = add_before_commit(current_session(), _HOOK_KEY, _PendingBlobs)
+        for write in writes:
+            pending.add(write.sha256, write.size, write.data)
+        return [{"sha256": write.sha256} for write in writes]
+
     async def get_value(self, locator: Locator) -> Buffer:
+        [result] = await self.get_values([locator])
+        if isinstance(result, NotFoundError):
+            raise result
+        return result
+
+    async def get_values(self, locators: Sequence[Locator]) -> list[Buffer | NotFoundError]:
         session = current_session()
-        sha256 = locator.get("sha256")
+        wanted = [locator.get("sha256") for locator in locators]
+        found: dict[str, bytes] = {}
+        unique = list({w for w in wanted if isinstance(w, str)})
         async with session_lock(session):
-            data = await session.scalar(select(BlobRecord.data).where(BlobRecord.sha256 == sha256))
-        if data is None:
-            msg = f"no blob {sha256} in the lakery_blobs table"
-            raise NotFoundError(msg, locator=locator)
-        return data
+            for start in range(0, len(unique), _SELECT_BATCH):
+                chunk = unique[start : start + _SELECT_BATCH]
+                query = select(BlobRecord.sha256, BlobRecord.data).where(
+                    BlobRecord.sha256.in_(chunk)
+                )
+                found.update((row.sha256, row.data) for row in await session.execute(query))
+        return [
+            found[w] if w in found else NotFoundError(f"no blob {w} in lakery_blobs", locator=loc)
+            for w, loc in zip(wanted, locators, strict=True)
+        ]
 
     async def delete(self, locator: Locator) -> None:
         session = current_session()

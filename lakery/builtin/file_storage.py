@@ -18,16 +18,20 @@ import anyio.to_thread
 
 from lakery.common.exceptions import NotFoundError
 from lakery.common.exceptions import StorageError
+from lakery.core.errors import first_error
 from lakery.core.serializer import Buffer
 from lakery.core.storage import READ_CHUNK_SIZE
 from lakery.core.storage import HashingStream
 from lakery.core.storage import Locator
 from lakery.core.storage import Storage
+from lakery.core.storage import ValueWrite
 
 __all__ = ["FileStorage"]
 
 _KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}$")
 _WRITE_BUFFER = 4 << 20
+_CHUNK = 64
+_THREADS = 8
 
 
 class FileStorage(Storage):
@@ -64,6 +68,17 @@ class FileStorage(Storage):
         key = _key_for(sha256)
         await anyio.to_thread.run_sync(self._write_file, self.root / key, data, size)
         return {"root": self.root.as_posix(), "key": key}
+
+    async def put_values(self, writes: Sequence[ValueWrite]) -> list[Locator]:
+        """Write small values in chunks, one worker-thread call per chunk, chunks in parallel."""
+        keys = [_key_for(write.sha256) for write in writes]
+
+        def write_chunk(indexes: range) -> None:
+            for i in indexes:
+                self._write_file(self.root / keys[i], writes[i].data, writes[i].size)
+
+        await _in_thread_chunks(write_chunk, len(writes))
+        return [{"root": self.root.as_posix(), "key": key} for key in keys]
 
     def _write_file(self, path: Path, data: Sequence[Buffer], size: int) -> None:
         if _has_size(path, size):
@@ -131,6 +146,21 @@ class FileStorage(Storage):
         path = self._path(locator)
         return await anyio.to_thread.run_sync(_read_file, path, locator)
 
+    async def get_values(self, locators: Sequence[Locator]) -> list[Buffer | NotFoundError]:
+        """Read small values in chunks, one worker-thread call per chunk, chunks in parallel."""
+        paths = [self._path(locator) for locator in locators]
+        results: list[Buffer | NotFoundError] = [b""] * len(paths)
+
+        def read_chunk(indexes: range) -> None:
+            for i in indexes:
+                try:
+                    results[i] = _read_file(paths[i], locators[i])
+                except NotFoundError as exc:
+                    results[i] = exc
+
+        await _in_thread_chunks(read_chunk, len(paths))
+        return results
+
     async def get_stream(self, locator: Locator) -> AsyncIterator[Buffer]:
         path = self._path(locator)
         file = await anyio.to_thread.run_sync(_open_for_reading, path, locator)
@@ -155,6 +185,18 @@ class FileStorage(Storage):
             if written_to.exists() or not (self.root / key).exists():
                 return written_to
         return self.root / key
+
+
+async def _in_thread_chunks(function: Any, count: int) -> None:
+    """Run `function(range)` over 0..count in worker threads, a few chunks at a time."""
+    size = max(1, min(_CHUNK, -(-count // _THREADS)))
+    try:
+        async with anyio.create_task_group() as group:
+            for start in range(0, count, size):
+                indexes = range(start, min(start + size, count))
+                group.start_soon(anyio.to_thread.run_sync, function, indexes)
+    except BaseExceptionGroup as group_error:
+        raise first_error(group_error) from None
 
 
 def _key_for(sha256: str) -> str:

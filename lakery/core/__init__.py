@@ -6,6 +6,10 @@ from lakery.core.future import NotReadyError
 from lakery.core.load import Loader
 from lakery.core.load import load_one
 from lakery.core.load import new_loader
+from lakery.core.query import fetch_contents
+from lakery.core.query import find_manifests
+from lakery.core.query import get_manifests
+from lakery.core.query import select_manifests
 from lakery.core.records import BaseRecord
 from lakery.core.records import BlobRecord
 from lakery.core.records import ContentRecord
@@ -56,10 +60,14 @@ __all__ = [
     "UnpackedValue",
     "UnpackedValueStream",
     "Unpacker",
+    "fetch_contents",
+    "find_manifests",
     "get_class_id",
+    "get_manifests",
     "get_unpacker",
     "load_one",
     "new_loader",
     "new_saver",
     "save_one",
+    "select_manifests",
 ]

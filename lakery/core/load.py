@@ -14,10 +14,12 @@ from collections.abc import AsyncIterator
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from dataclasses import field
 from typing import Any
 from typing import TypeVar
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
@@ -49,6 +51,9 @@ S = TypeVar("S", bound=Storable)
 
 _IN_CHUNK = 500
 """Manifest ids per content query (stays under every backend's parameter limit)."""
+
+_READ_BATCH = 256
+"""Value parts per `Storage.get_values` call."""
 
 
 async def load_one(
@@ -89,6 +94,19 @@ class _Pending:
     future: Future[Any]
 
 
+@dataclass
+class _Plan:
+    """One record being loaded: its resolved class and unpacker, its parts as they arrive."""
+
+    item: _Pending
+    cls: type[Storable]
+    unpacker: Unpacker[Any]
+    rows: Sequence[ContentRecord]
+    raw: dict[str, Buffer] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+
+
 class Loader:
     """Collects records to load; see `new_loader`."""
 
@@ -116,12 +134,19 @@ class Loader:
             return
         with use_session(self._session):
             contents = await self._fetch_contents()
-            async with anyio.create_task_group() as group:
-                for item in self._pending:
-                    group.start_soon(self._load, item, contents)
+            plans = [p for p in (self._plan(item, contents) for item in self._pending) if p]
+            await self._read_all(plans)
+        for index, plan in enumerate(plans):
+            if plan.error is None:
+                await self._finish(plan)
+            else:
+                plan.item.future.set_exception(first_error(plan.error))
+            if index % 64 == 63:
+                await anyio.lowlevel.checkpoint()  # let other tasks run during big loads
         for item in self._pending:
-            if item.future.exception() is not None:
-                raise item.future.exception()  # type: ignore[misc]
+            error = item.future.exception()
+            if error is not None:
+                raise error
 
     async def _fetch_contents(self) -> dict[uuid.UUID, Sequence[ContentRecord]]:
         """Content rows by manifest id: those records carry, then one query for the rest."""
@@ -131,9 +156,9 @@ class Loader:
             loaded = sa_inspect(item.record).dict.get("contents")
             if loaded is not None:
                 found[item.record.id] = loaded
-            elif item.record.id not in found:
+            else:
                 missing.append(item.record.id)
-        missing = list(dict.fromkeys(missing))
+        missing = [m for m in dict.fromkeys(missing) if m not in found]
         fetched: dict[uuid.UUID, list[ContentRecord]] = {m: [] for m in missing}
         for start in range(0, len(missing), _IN_CHUNK):
             chunk = missing[start : start + _IN_CHUNK]
@@ -143,26 +168,101 @@ class Loader:
         found.update(fetched)
         return found
 
-    async def _load(
+    def _plan(
         self, item: _Pending, contents: dict[uuid.UUID, Sequence[ContentRecord]]
+    ) -> _Plan | None:
+        try:
+            cls = self._resolve_class(item.record, item.cls)
+            unpacker = self._resolve_unpacker(item.record, cls)
+            return _Plan(item, cls, unpacker, contents[item.record.id])
+        except Exception as exc:
+            item.future.set_exception(exc)
+            return None
+
+    async def _read_all(self, plans: list[_Plan]) -> None:
+        """Read every part: values in batches per storage, streams opened one by one."""
+        batches: dict[str, list[tuple[_Plan, ContentRecord]]] = {}
+        streams: list[tuple[_Plan, ContentRecord]] = []
+        for plan in plans:
+            for row in plan.rows:
+                if row.serializer_type == "stream":
+                    streams.append((plan, row))
+                else:
+                    batches.setdefault(row.storage_name, []).append((plan, row))
+        async with anyio.create_task_group() as group:
+            for name, entries in batches.items():
+                for start in range(0, len(entries), _READ_BATCH):
+                    group.start_soon(self._read_values, name, entries[start : start + _READ_BATCH])
+            for plan, row in streams:
+                group.start_soon(self._open_stream, plan, row)
+
+    async def _read_values(
+        self, storage_name: str, entries: list[tuple[_Plan, ContentRecord]]
     ) -> None:
         try:
-            record = item.record
-            cls = self._resolve_class(record, item.cls)
-            unpacker = self._resolve_unpacker(record, cls)
-            rows = contents[record.id]
-            values: dict[str, Any] = {}
-            async with anyio.create_task_group() as group:
-                for row in rows:
-                    group.start_soon(self._read_part, record, row, values)
-            try:
-                obj = unpacker.repack(cls, values, self._registry)
-            except (TypeError, ValueError, KeyError) as exc:
-                msg = f"cannot rebuild {cls.__qualname__} from record {record.id}: {exc}"
-                raise SerializationError(msg) from exc
-            item.future.set_result(obj)
+            storage = self._registry.get_storage(storage_name)
+            async with self._limiter:
+                results = await storage.get_values([row.storage_data for _, row in entries])
         except Exception as exc:
-            item.future.set_exception(first_error(exc))
+            for plan, _ in entries:
+                plan.error = plan.error or exc
+            return
+        for (plan, row), result in zip(entries, results, strict=True):
+            if isinstance(result, NotFoundError):
+                plan.error = plan.error or _missing(result, plan.item.record, row)
+            else:
+                plan.raw[row.content_key] = result
+
+    async def _open_stream(self, plan: _Plan, row: ContentRecord) -> None:
+        try:
+            storage = self._registry.get_storage(row.storage_name)
+            serializer = self._registry.get_stream_serializer(row.serializer_name)
+            async with self._limiter:
+                try:
+                    chunks = await storage.get_stream(row.storage_data)
+                except NotFoundError as exc:
+                    raise _missing(exc, plan.item.record, row) from exc
+            plan.values[row.content_key] = _decode(
+                _verified(chunks, plan.item.record, row), serializer, row
+            )
+        except Exception as exc:
+            plan.error = plan.error or exc
+
+    async def _finish(self, plan: _Plan) -> None:
+        """Check and deserialize the values (large ones in a thread), then rebuild."""
+        record = plan.item.record
+        try:
+            large = sum(memoryview(data).nbytes for data in plan.raw.values()) > THREAD_THRESHOLD
+            if large:
+                await anyio.to_thread.run_sync(self._deserialize, plan)
+            else:
+                self._deserialize(plan)
+            try:
+                obj = plan.unpacker.repack(plan.cls, plan.values, self._registry)
+            except (TypeError, ValueError, KeyError) as exc:
+                msg = f"cannot rebuild {plan.cls.__qualname__} from record {record.id}: {exc}"
+                raise SerializationError(msg) from exc
+        except Exception as exc:
+            plan.item.future.set_exception(exc)
+        else:
+            plan.item.future.set_result(obj)
+
+    def _deserialize(self, plan: _Plan) -> None:
+        record = plan.item.record
+        for row in plan.rows:
+            if row.content_key not in plan.raw:
+                continue
+            data = plan.raw.pop(row.content_key)
+            _check_value(data, record, row)
+            serializer = self._registry.get_serializer(row.serializer_name)
+            try:
+                plan.values[row.content_key] = serializer.deserialize(data)
+            except (TypeError, ValueError) as exc:
+                msg = (
+                    f"serializer {row.serializer_name!r} cannot read part {row.content_key!r} "
+                    f"of record {record.id}: {exc}"
+                )
+                raise SerializationError(msg, serializer=row.serializer_name) from exc
 
     def _resolve_class(self, record: ManifestRecord, cls: type[Storable] | None) -> type[Storable]:
         if cls is None:
@@ -189,47 +289,13 @@ class Loader:
             return unpacker
         return self._registry.get_unpacker(record.unpacker_name)
 
-    async def _read_part(
-        self, record: ManifestRecord, row: ContentRecord, values: dict[str, Any]
-    ) -> None:
-        storage = self._registry.get_storage(row.storage_name)
-        if row.serializer_type == "stream":
-            serializer = self._registry.get_stream_serializer(row.serializer_name)
-            async with self._limiter:
-                chunks = await _not_found_names(storage.get_stream(row.storage_data), record, row)
-            values[row.content_key] = _decode(_verified(chunks, record, row), serializer, row)
-            return
-        value_serializer = self._registry.get_serializer(row.serializer_name)
-        async with self._limiter:
-            data = await _not_found_names(storage.get_value(row.storage_data), record, row)
-        large = memoryview(data).nbytes > THREAD_THRESHOLD
 
-        def check_and_deserialize() -> Any:
-            _check_value(data, record, row)
-            try:
-                return value_serializer.deserialize(data)
-            except (TypeError, ValueError) as exc:
-                msg = (
-                    f"serializer {row.serializer_name!r} cannot read part {row.content_key!r} "
-                    f"of record {record.id}: {exc}"
-                )
-                raise SerializationError(msg, serializer=row.serializer_name) from exc
-
-        if large:
-            values[row.content_key] = await anyio.to_thread.run_sync(check_and_deserialize)
-        else:
-            values[row.content_key] = check_and_deserialize()
-
-
-async def _not_found_names(awaitable: Any, record: ManifestRecord, row: ContentRecord) -> Any:
-    try:
-        return await awaitable
-    except NotFoundError as exc:
-        msg = (
-            f"the data of part {row.content_key!r} of record {record.id} is missing from "
-            f"storage {row.storage_name!r}: {exc}"
-        )
-        raise NotFoundError(msg, locator=row.storage_data) from exc
+def _missing(error: NotFoundError, record: ManifestRecord, row: ContentRecord) -> NotFoundError:
+    msg = (
+        f"the data of part {row.content_key!r} of record {record.id} is missing from "
+        f"storage {row.storage_name!r}: {error}"
+    )
+    return NotFoundError(msg, locator=row.storage_data)
 
 
 def _check_algorithm(record: ManifestRecord, row: ContentRecord) -> None:

@@ -159,6 +159,8 @@ class ManifestRecord(BaseRecord):
         Index("ix_lakery_manifests_tags_gin", "tags", postgresql_using="gin").ddl_if(
             dialect="postgresql"
         ),
+        # Newest-first queries for one class (find_manifests(cls=..., limit=...)).
+        Index("ix_lakery_manifests_class_id_created_at", "class_id", "created_at"),
     )
 
     def __repr__(self) -> str:

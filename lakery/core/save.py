@@ -16,17 +16,21 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import configure_mappers
+from sqlalchemy.orm.attributes import set_committed_value
 
 from lakery.common.exceptions import StorableTypeError
 from lakery.common.tags import validate_tags
 from lakery.core.errors import first_error
 from lakery.core.future import Future
 from lakery.core.parts import Part
+from lakery.core.parts import StreamPart
 from lakery.core.parts import ValuePart
 from lakery.core.parts import prepare_parts
 from lakery.core.records import ContentRecord
@@ -41,8 +45,11 @@ from lakery.core.storable import get_class_id
 from lakery.core.storable import get_unpacker
 from lakery.core.storage import HASH_ALGORITHM
 from lakery.core.storage import Locator
+from lakery.core.storage import ValueWrite
 
 __all__ = ["Saver", "new_saver", "save_one"]
+
+R = TypeVar("R", ManifestRecord, ContentRecord)
 
 BATCH_SIZE = 64
 """Objects unpacked and serialized per worker-thread call."""
@@ -70,7 +77,7 @@ async def new_saver(
     Args:
         session: the database session; the saver commits it.
         registry: the components to save with.
-        max_concurrency: how many blobs are written at the same time.
+        max_concurrency: how many streams and batches of values are written at once.
     """
     saver = Saver(session, registry, max_concurrency=max_concurrency)
     try:
@@ -160,10 +167,19 @@ class Saver:
     async def _write_batch(self, batch: list[_Pending], slots: anyio.Semaphore) -> None:
         try:
             await anyio.to_thread.run_sync(self._prepare_batch, batch)
+            values: dict[int, list[tuple[_Pending, ValuePart]]] = {}
+            streams: list[tuple[_Pending, StreamPart]] = []
+            for item in batch:
+                for part in item.parts:
+                    if isinstance(part, ValuePart):
+                        values.setdefault(id(part.storage), []).append((item, part))
+                    else:
+                        streams.append((item, part))
             async with anyio.create_task_group() as group:
-                for item in batch:
-                    for part in item.parts:
-                        group.start_soon(self._write_part, item, part)
+                for entries in values.values():
+                    group.start_soon(self._write_values, entries)
+                for item, part in streams:
+                    group.start_soon(self._write_stream, item, part)
         finally:
             slots.release()
 
@@ -173,21 +189,26 @@ class Saver:
             contents = unpacker.unpack(item.obj, self._registry)
             item.parts = prepare_parts(contents, self._registry, owner=type(item.obj))
 
-    async def _write_part(self, item: _Pending, part: Part) -> None:
-        tags = {**item.tags, **part.tags}
+    async def _write_values(self, entries: list[tuple[_Pending, ValuePart]]) -> None:
+        """Write the value parts of a batch that go to one storage, each content once."""
+        storage = entries[0][1].storage
+        new: dict[str, ValueWrite] = {}
+        for item, part in entries:
+            if (storage.name, part.sha256) not in self._written and part.sha256 not in new:
+                tags = {**item.tags, **part.tags}
+                new[part.sha256] = ValueWrite(part.buffers, part.size, part.sha256, tags)
+        if new:
+            async with self._limiter:
+                locators = await storage.put_values(list(new.values()))
+            for sha256, locator in zip(new, locators, strict=True):
+                self._written[(storage.name, sha256)] = locator
+        for item, part in entries:
+            item.locators[part.key] = self._written[(storage.name, part.sha256)]
+            part.buffers = ()  # free the serialized bytes early
+
+    async def _write_stream(self, item: _Pending, part: StreamPart) -> None:
         async with self._limiter:
-            if isinstance(part, ValuePart):
-                key = (part.storage.name, part.sha256)
-                locator = self._written.get(key)
-                if locator is None:
-                    locator = await part.storage.put_value(
-                        part.buffers, size=part.size, sha256=part.sha256, tags=tags
-                    )
-                    self._written[key] = locator
-                part.buffers = ()  # free the serialized bytes early
-            else:
-                locator = await part.write(tags=tags)
-        item.locators[part.key] = locator
+            item.locators[part.key] = await part.write(tags={**item.tags, **part.tags})
 
     async def _insert_rows(self) -> list[ManifestRecord]:
         now = utc_now()
@@ -235,16 +256,27 @@ def _content_row(item: _Pending, part: Part, now: Any) -> dict[str, Any]:
 def _detached_records(
     manifests: Sequence[dict[str, Any]], contents: Sequence[dict[str, Any]]
 ) -> list[ManifestRecord]:
-    """Records that belong to no session, so they stay usable after it closes or expires."""
+    """Records that belong to no session, so they stay usable after it closes or expires.
+
+    Built straight from the inserted rows (no ORM events: they are never flushed).
+    """
+    configure_mappers()  # what a mapped class's constructor would otherwise trigger
     by_manifest: dict[uuid.UUID, list[ContentRecord]] = {}
     for row in contents:
-        by_manifest.setdefault(row["manifest_id"], []).append(ContentRecord(**row))
+        by_manifest.setdefault(row["manifest_id"], []).append(_transient(ContentRecord, row))
     records = []
     for row in manifests:
-        record = ManifestRecord(**row)
-        record.contents = sorted(by_manifest.get(row["id"], []), key=lambda c: c.content_key)
+        record = _transient(ManifestRecord, row)
+        parts = sorted(by_manifest.get(row["id"], []), key=lambda c: c.content_key)
+        set_committed_value(record, "contents", parts)
         records.append(record)
     return records
+
+
+def _transient(model: type[R], row: dict[str, Any]) -> R:
+    instance: R = model.__mapper__.class_manager.new_instance()
+    instance.__dict__.update(row)
+    return instance
 
 
 def _check_storable(obj: object) -> None:

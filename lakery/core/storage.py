@@ -13,13 +13,17 @@ import hashlib
 from collections.abc import AsyncIterator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from typing import TypeAlias
 
+import anyio
 import anyio.to_thread
 
+from lakery.common.exceptions import NotFoundError
 from lakery.core.component import Component
 from lakery.core.component import check_component_name
+from lakery.core.errors import first_error
 from lakery.core.serializer import Buffer
 
 __all__ = [
@@ -27,6 +31,7 @@ __all__ = [
     "HashingStream",
     "Locator",
     "Storage",
+    "ValueWrite",
     "hash_buffers",
 ]
 
@@ -98,6 +103,65 @@ class Storage(Component, abc.ABC):
     def uri(self, locator: Locator) -> str | None:
         """A URI for people to find the data (shown in the Dagster UI), if there is one."""
         return None
+
+    async def put_values(self, writes: Sequence[ValueWrite]) -> list[Locator]:
+        """Write several values and return their locators, in order.
+
+        Savers call this with many small values at once. The default runs `put_value` for
+        each, `BATCH_CONCURRENCY` at a time; override it when the backend can batch.
+        """
+        locators: list[Locator] = [{}] * len(writes)
+
+        async def put(index: int, write: ValueWrite, limiter: anyio.CapacityLimiter) -> None:
+            async with limiter:
+                locators[index] = await self.put_value(
+                    write.data, size=write.size, sha256=write.sha256, tags=write.tags
+                )
+
+        await _run_all(put, writes)
+        return locators
+
+    async def get_values(self, locators: Sequence[Locator]) -> list[Buffer | NotFoundError]:
+        """Read several values, in order; a missing one gives a `NotFoundError` in its place.
+
+        Loaders call this with many small values at once. The default runs `get_value` for
+        each, `BATCH_CONCURRENCY` at a time; override it when the backend can batch.
+        """
+        results: list[Buffer | NotFoundError] = [b""] * len(locators)
+
+        async def get(index: int, locator: Locator, limiter: anyio.CapacityLimiter) -> None:
+            async with limiter:
+                try:
+                    results[index] = await self.get_value(locator)
+                except NotFoundError as exc:
+                    results[index] = exc
+
+        await _run_all(get, locators)
+        return results
+
+
+@dataclass(frozen=True)
+class ValueWrite:
+    """One value for `Storage.put_values`: the arguments of `Storage.put_value`."""
+
+    data: Sequence[Buffer]
+    size: int
+    sha256: str
+    tags: Mapping[str, str]
+
+
+BATCH_CONCURRENCY = 16
+"""How many single reads or writes the default batch methods run at once."""
+
+
+async def _run_all(function: Any, items: Sequence[Any]) -> None:
+    limiter = anyio.CapacityLimiter(BATCH_CONCURRENCY)
+    try:
+        async with anyio.create_task_group() as group:
+            for index, item in enumerate(items):
+                group.start_soon(function, index, item, limiter)
+    except BaseExceptionGroup as group_error:
+        raise first_error(group_error) from None
 
 
 async def _iter_chunks(data: memoryview) -> AsyncIterator[Buffer]:

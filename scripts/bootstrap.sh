@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Creates .venv (Python >= 3.11) and installs lakery with every extra and the test tools.
+# Re-installs only when pyproject.toml changed. Used by scripts/example.sh and scripts/test.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pick_python() {
+  for candidate in "${PYTHON:-}" python3.13 python3.12 python3.11 python3; do
+    [ -n "$candidate" ] || continue
+    if command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+      echo "$candidate"
+      return
+    fi
+  done
+  echo "lakery needs Python 3.11 or newer (set PYTHON=/path/to/python3.11)" >&2
+  exit 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+  "$(pick_python)" -m venv .venv
+fi
+
+stamp=.venv/.lakery-installed
+wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  echo "Installing lakery and its dependencies into .venv ..." >&2
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check uv
+  .venv/bin/python -m uv pip install --quiet --python .venv/bin/python -e '.[dev]'
+  echo "$wanted" >"$stamp"
+fi
