@@ -63,7 +63,7 @@ async def test_file_storage_layout_and_locator(tmp_path: Path) -> None:
     digest = _sha(data)
     assert locator == {
         "root": (tmp_path / "blobs").resolve().as_posix(),
-        "key": f"{digest[:2]}/{digest[2:4]}/{digest}",
+        "key": f"{digest[:2]}/{digest}",
     }
     assert (tmp_path / "blobs" / locator["key"]).read_bytes() == data
     assert storage.uri(locator) == (tmp_path / "blobs" / locator["key"]).resolve().as_uri()
@@ -75,11 +75,13 @@ async def test_file_storage_layout_and_locator(tmp_path: Path) -> None:
         "../../etc/passwd",
         "/etc/passwd",
         "ab/cd/../../../../etc/passwd",
-        "ab/cd/" + "0" * 63 + "/",
-        "AB/CD/" + "A" * 64,
+        "ab/" + "0" * 63 + "/",
+        "00/" + "0" * 63,
+        "AB/" + "A" * 64,
+        "ab/cd/" + "0" * 64,
         "",
         None,
-        "ab/cd/" + "0" * 64 + "/../x",
+        "00/" + "0" * 64 + "/../x",
     ],
 )
 async def test_file_storage_rejects_path_traversal(tmp_path: Path, key: object) -> None:
@@ -103,7 +105,7 @@ async def test_file_storage_reads_what_it_wrote_after_reconfiguration(tmp_path: 
 async def test_file_storage_missing_file(tmp_path: Path) -> None:
     storage = FileStorage(tmp_path)
     digest = _sha(b"never written")
-    locator = {"root": tmp_path.as_posix(), "key": f"{digest[:2]}/{digest[2:4]}/{digest}"}
+    locator = {"root": tmp_path.as_posix(), "key": f"{digest[:2]}/{digest}"}
     with pytest.raises(NotFoundError, match="no file at"):
         await storage.get_value(locator)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import re
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from collections.abc import Mapping
@@ -20,6 +22,8 @@ from lakery.common.exceptions import NotFoundError
 from lakery.common.exceptions import StorageError
 from lakery.core.errors import first_error
 from lakery.core.serializer import Buffer
+from lakery.core.session import add_before_commit
+from lakery.core.session import saving_session
 from lakery.core.storage import READ_CHUNK_SIZE
 from lakery.core.storage import HashingStream
 from lakery.core.storage import Locator
@@ -28,14 +32,14 @@ from lakery.core.storage import ValueWrite
 
 __all__ = ["FileStorage"]
 
-_KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{64}$")
+_KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}$")
 _WRITE_BUFFER = 4 << 20
 _CHUNK = 64
 _THREADS = 8
 
 
 class FileStorage(Storage):
-    """Files under `root`, named by their sha256 (``ab/cd/abcd…``).
+    """Files under `root`, named by their sha256 (``ab/abcd…``: 256 subfolders).
 
     Writes go to a temporary file that is fsynced, then renamed into place, so a reader
     sees a whole file or none; identical content is written once. The locator records the
@@ -70,31 +74,57 @@ class FileStorage(Storage):
         return {"root": self.root.as_posix(), "key": key}
 
     async def put_values(self, writes: Sequence[ValueWrite]) -> list[Locator]:
-        """Write small values in chunks, one worker-thread call per chunk, chunks in parallel."""
+        """Write many values, one worker-thread call per chunk of them, chunks in parallel.
+
+        Inside a save, files are written to temporary names and moved into place just
+        before the save commits, after one flush of the whole file system (instead of an
+        fsync per file); a failed save removes them.
+        """
         keys = [_key_for(write.sha256) for write in writes]
+        session = saving_session()
+        pending = None
+        if session is not None and self.fsync:
+            pending = add_before_commit(session, f"lakery.file:{self.root}", self._pending_files)
 
         def write_chunk(indexes: range) -> None:
             for i in indexes:
-                self._write_file(self.root / keys[i], writes[i].data, writes[i].size)
+                path, write = self.root / keys[i], writes[i]
+                if pending is None:
+                    self._write_file(path, write.data, write.size)
+                else:
+                    temp = self._write_temp(path, write.data, write.size, sync=False)
+                    if temp is not None:
+                        pending.moves.append((temp, path))
 
         await _in_thread_chunks(write_chunk, len(writes))
         return [{"root": self.root.as_posix(), "key": key} for key in keys]
 
+    def _pending_files(self) -> _PendingFiles:
+        return _PendingFiles(self)
+
     def _write_file(self, path: Path, data: Sequence[Buffer], size: int) -> None:
+        temp = self._write_temp(path, data, size, sync=True)
+        if temp is not None:
+            self._move_into_place(temp, path)
+
+    def _write_temp(
+        self, path: Path, data: Sequence[Buffer], size: int, *, sync: bool
+    ) -> Path | None:
+        """Write `data` next to `path` under a temporary name; None if `path` already has it."""
         if _has_size(path, size):
-            return  # identical content is already there
+            return None  # identical content is already there
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         try:
             with open(temp, "wb") as file:
                 for buffer in data:
                     file.write(buffer)
-                self._sync(file)
-            os.replace(temp, path)
+                if sync:
+                    self._sync(file)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
-        self._sync_dir(path.parent)
+        return temp
 
     async def put_stream(self, stream: HashingStream, *, tags: Mapping[str, str]) -> Locator:
         temp_dir = self.root / "tmp"
@@ -177,7 +207,7 @@ class FileStorage(Storage):
         """The file for a locator: under the root it was written to, else under this root."""
         key = locator.get("key") if isinstance(locator, Mapping) else None
         if not isinstance(key, str) or not _KEY.match(key):
-            msg = f"invalid FileStorage locator {locator!r}: the key must be 'ab/cd/<sha256>'"
+            msg = f"invalid FileStorage locator {locator!r}: the key must be 'ab/<sha256>'"
             raise StorageError(msg)
         root = locator.get("root")
         if isinstance(root, str) and root != self.root.as_posix():
@@ -199,11 +229,66 @@ async def _in_thread_chunks(function: Any, count: int) -> None:
         raise first_error(group_error) from None
 
 
+class _PendingFiles:
+    """Files of one save, moved into place (durably) just before the save commits."""
+
+    def __init__(self, storage: FileStorage) -> None:
+        self.storage = storage
+        self.moves: list[tuple[Path, Path]] = []
+
+    async def __call__(self, session: object) -> None:
+        await anyio.to_thread.run_sync(self._commit)
+
+    def _commit(self) -> None:
+        if not self.moves:
+            return
+        _flush_to_disk(self.storage.root, [temp for temp, _ in self.moves])
+        directories = set()
+        for temp, path in self.moves:
+            os.replace(temp, path)
+            directories.add(path.parent)
+        self.moves = []
+        _flush_to_disk(self.storage.root, sorted(directories))
+
+    async def discard(self) -> None:
+        moves, self.moves = self.moves, []
+        await anyio.to_thread.run_sync(lambda: [temp.unlink(missing_ok=True) for temp, _ in moves])
+
+
+def _flush_to_disk(root: Path, paths: list[Path]) -> None:
+    """Make `paths` (files or directories under `root`) durable: one syncfs on Linux."""
+    if _syncfs is not None:
+        fd = os.open(root, os.O_RDONLY)
+        try:
+            if _syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    for path in paths:  # no syncfs (or it failed): fsync one by one
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _load_syncfs() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).syncfs
+    except (OSError, AttributeError):
+        return None
+
+
+_syncfs = _load_syncfs()
+
+
 def _key_for(sha256: str) -> str:
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
         msg = f"expected a sha256 hex digest, got {sha256!r}"
         raise StorageError(msg)
-    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+    return f"{sha256[:2]}/{sha256}"
 
 
 def _has_size(path: Path, size: int) -> bool:

@@ -141,8 +141,8 @@ class Saver:
                 await self._write_all()
                 records = await self._insert_rows()
         except BaseException as exc:
-            discard_before_commit(self._session)
             with anyio.CancelScope(shield=True):
+                await discard_before_commit(self._session)
                 await self._session.rollback()
             for item in self._pending:
                 if not item.future.done():

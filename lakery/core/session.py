@@ -24,6 +24,7 @@ __all__ = [
     "current_session",
     "discard_before_commit",
     "run_before_commit",
+    "saving_session",
     "session_lock",
     "use_session",
 ]
@@ -32,7 +33,10 @@ H = TypeVar("H", bound="BeforeCommit")
 
 
 class BeforeCommit(Protocol):
-    """Work a storage defers to the saver's transaction (e.g. inserting buffered rows)."""
+    """Work a storage defers to the saver's transaction (e.g. inserting buffered rows).
+
+    A hook may also define `async discard()`, called instead when the save fails.
+    """
 
     async def __call__(self, session: AsyncSession) -> None: ...
 
@@ -56,6 +60,11 @@ def use_session(session: AsyncSession) -> Iterator[None]:
         yield
     finally:
         _SESSION.reset(token)
+
+
+def saving_session() -> AsyncSession | None:
+    """The session of the running save or load, or None outside of one."""
+    return _SESSION.get()
 
 
 def current_session() -> AsyncSession:
@@ -89,12 +98,15 @@ def add_before_commit(session: AsyncSession, key: str, factory: Callable[[], H])
 
 
 async def run_before_commit(session: AsyncSession) -> None:
-    """Run and forget the registered hooks."""
-    hooks = session.info.pop(_HOOKS_KEY, {})
-    for hook in hooks.values():
+    """Run the registered hooks, then forget them (on failure they stay, to be discarded)."""
+    for hook in list(session.info.get(_HOOKS_KEY, {}).values()):
         await hook(session)
-
-
-def discard_before_commit(session: AsyncSession) -> None:
-    """Forget the registered hooks (the save failed and is rolled back)."""
     session.info.pop(_HOOKS_KEY, None)
+
+
+async def discard_before_commit(session: AsyncSession) -> None:
+    """Forget the registered hooks (the save failed and is rolled back), cleaning up."""
+    for hook in session.info.pop(_HOOKS_KEY, {}).values():
+        discard = getattr(hook, "discard", None)
+        if discard is not None:
+            await discard()
