@@ -327,3 +327,20 @@ async def test_bulk_load_failure_keeps_other_results(new_session, registry: Regi
     assert good_future.get() == StorableValue("good")
     with pytest.raises(StorableTypeError):
         bad_future.get()
+
+
+async def test_failed_save_leaves_no_files(new_session, registry: Registry, tmp_path: Path) -> None:
+    """Files of a failed save are written under temporary names and removed again."""
+    failing = FailingStorage()
+    root = tmp_path / "blobs"
+    registry = Registry(
+        registries=[registry], storages=[failing], default_storage=FileStorage(root)
+    )
+    async with new_session() as session:
+        with pytest.raises(OSError, match="disk on fire"):
+            async with new_saver(session=session, registry=registry) as saver:
+                for i in range(300):
+                    saver.save_soon(Pair(f"file-{i}", "also a file"))
+                saver.save_soon(StorableValue("FAIL", storage=failing))
+    await assert_nothing_saved(new_session)
+    assert [p for p in root.rglob("*") if p.is_file()] == []
