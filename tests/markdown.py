@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -33,3 +34,18 @@ async def run_block(code: str, namespace: dict[str, Any]) -> None:
     result = eval(compiled, namespace)
     if result is not None:
         await result
+
+
+def run_page(blocks: list[str], namespace: dict[str, Any]) -> None:
+    """Run blocks in order from synchronous code, like notebook cells sharing one event loop
+    (so `asyncio.run(...)` works in a block, and so does a top-level `await`)."""
+    loop = asyncio.new_event_loop()
+    try:
+        for code in blocks:
+            compiled = compile(code, "<markdown>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+            result = eval(compiled, namespace)
+            if result is not None:
+                loop.run_until_complete(result)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()

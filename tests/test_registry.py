@@ -110,6 +110,10 @@ def test_find_component_by_class(tmp_path) -> None:  # type: ignore[no-untyped-d
     files = FileStorage(tmp_path)
     registry = Registry(modules=["lakery.builtin"], storages=[files])
     assert registry.find_component(FileStorage) is files
+    archive = FileStorage(tmp_path / "archive", name="archive@v1")
+    both = Registry(registries=[registry], storages=[archive])
+    assert both.find_component(FileStorage) is files  # the one under the class's own name
+    assert Registry(storages=[archive]).find_component(FileStorage) is archive
     with pytest.raises(NotRegisteredError, match=r"no FileStorage is in the registry"):
         Registry(modules=["lakery.builtin"]).find_component(FileStorage)
 

@@ -234,12 +234,17 @@ class Registry:
         return None
 
     def find_component(self, component_type: type[C]) -> C:
-        """The last registered component that is an instance of `component_type`."""
+        """The registered instance of `component_type` under the class's own name, else the
+        last registered instance of it."""
         kind = _kind_of_class(component_type)
         if kind is not None:
-            for component in reversed(list(self._components[kind].values())):
-                if isinstance(component, component_type):
-                    return component
+            found = [c for c in self._components[kind].values() if isinstance(c, component_type)]
+            default_name = getattr(component_type, "name", None)
+            for component in reversed(found):
+                if component.name == default_name:
+                    return component  # type: ignore[return-value]
+            if found:
+                return found[-1]  # type: ignore[return-value]
         msg = (
             f"no {component_type.__qualname__} is in the registry; add one with "
             f"Registry({_ARGUMENT.get(kind or 'storage')}=[{component_type.__name__}(...)]) "

@@ -1,0 +1,39 @@
+"""Every Python block of the README and docs/ runs (blocks fenced ```python notest don't).
+
+Each page runs top to bottom in a fresh namespace and a temporary working directory, like
+a notebook (top-level `await` allowed), on the embedded default (SQLite, local files).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+from tests.markdown import python_blocks
+from tests.markdown import run_page
+
+ROOT = Path(__file__).parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+# usage.md is the user's page: its snippets are alternatives, not one script; they run,
+# combined as the page intends, in tests/test_seed.py and tests/extra_pydantic.
+SKIPPED = {ROOT / "docs" / "usage.md"}
+
+
+@pytest.mark.parametrize(
+    "page", [p for p in PAGES if p not in SKIPPED], ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_page_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocks = python_blocks(page)
+    if not blocks:
+        pytest.skip("no runnable Python blocks")
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {"__name__": "__main__"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        run_page(blocks, namespace)
+
+
+def test_no_page_is_skipped_silently() -> None:
+    assert set(PAGES) >= SKIPPED
