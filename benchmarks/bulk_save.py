@@ -120,7 +120,9 @@ async def run(url: str, label: str, count: int, repeats: int, root: Path) -> Non
             await reset(engine)
             seconds, records = await timed(lambda r=registry: lakery_save(engine, r, count))
             rates.setdefault(f"save ({name})", []).append(count / seconds)
-            seconds, _ = await timed(lambda r=registry: lakery_load(engine, r, records))  # type: ignore[arg-type]
+            seconds, _ = await timed(
+                lambda r=registry, saved=records: lakery_load(engine, r, saved)  # type: ignore[arg-type]
+            )
             rates.setdefault(f"load ({name})", []).append(count / seconds)
     await engine.dispose()
     floor = statistics.median(rates["plain insert"])

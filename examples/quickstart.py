@@ -49,7 +49,7 @@ async def readings_stream(count: int) -> AsyncIterator[dict[str, float]]:
 
 
 async def main(data: Path) -> None:
-    data.mkdir(parents=True, exist_ok=True)
+    """Save, load back and print; `data` is an existing, absolute directory."""
     engine = create_async_engine(f"sqlite+aiosqlite:///{data / 'lakery.db'}")
     new_session = async_sessionmaker(engine, expire_on_commit=True)
     await BaseRecord.create_all(engine)
@@ -92,7 +92,7 @@ async def main(data: Path) -> None:
         manifests = await session.scalar(select(func.count()).select_from(ManifestRecord))
         total = await session.scalar(select(func.sum(ContentRecord.content_size)))
 
-    print(f"lakery example — data in {data.resolve()}")
+    print(f"lakery example — data in {data}")
     print(f"  summary loaded back: {loaded_summary.value}")
     print(f"  {len(records)} measurements loaded back and equal to what was saved")
     print(f"  stream of {len(items)} readings loaded back and verified")
@@ -114,4 +114,6 @@ async def main(data: Path) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path(".lakery"), help="where to keep data")
-    asyncio.run(main(parser.parse_args().data))
+    data = parser.parse_args().data.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(data))
