@@ -107,11 +107,15 @@ class _PendingBlobs:
 
 
 def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
+    """Insert blobs; one that exists already only gets a fresh `created_at`, which locks it
+    and keeps garbage collection (which spares recent blobs) away until the save commits."""
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql_insert(BlobRecord).on_conflict_do_nothing(index_elements=["sha256"])
-    if dialect == "sqlite":
-        return sqlite_insert(BlobRecord).on_conflict_do_nothing(index_elements=["sha256"])
+    if dialect in {"postgresql", "sqlite"}:
+        insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+        statement = insert_(BlobRecord)
+        return statement.on_conflict_do_update(
+            index_elements=["sha256"], set_={"created_at": statement.excluded.created_at}
+        )
     if dialect in {"mysql", "mariadb"}:
         return insert(BlobRecord).prefix_with("IGNORE")
     msg = f"DatabaseStorage supports SQLite, PostgreSQL and MySQL/MariaDB, not {dialect!r}"

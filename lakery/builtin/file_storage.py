@@ -292,8 +292,13 @@ def _key_for(sha256: str) -> str:
 
 
 def _has_size(path: Path, size: int) -> bool:
+    """Whether `path` already holds `size` bytes; if so, mark it as just written, so that
+    garbage collection (which spares recent files) leaves it to the save that reuses it."""
     try:
-        return path.stat().st_size == size
+        if path.stat().st_size != size:
+            return False
+        os.utime(path)
+        return True
     except FileNotFoundError:
         return False
 
