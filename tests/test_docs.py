@@ -31,9 +31,16 @@ def test_page_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {"__name__": "__main__"}
     with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. examples pin their class ids: no warnings
         warnings.simplefilter("ignore", ResourceWarning)
         run_page(blocks, namespace)
 
 
 def test_no_page_is_skipped_silently() -> None:
     assert set(PAGES) >= SKIPPED
+
+
+def test_notest_blocks_are_skipped(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("```python\nx = 1\n```\n\n```python notest\nraise SystemExit\n```\n")
+    assert python_blocks(page) == ["x = 1\n"]

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 from typing import TypeVar
 
@@ -122,8 +123,7 @@ def _value_part(
         if serializer is None:
             msg = (
                 f"{where}: no serializer in the registry handles {type(value).__qualname__} "
-                f"({describe(value)}); add the module that provides one to "
-                "Registry(modules=[...]) (e.g. 'lakery.extra.numpy' for arrays), or name a "
+                f"({describe(value)}); {_provider_hint(type(value))}, or name a "
                 "serializer for this part"
             )
             raise NotRegisteredError(msg, kind="serializer", name=type(value).__qualname__)
@@ -135,6 +135,21 @@ def _value_part(
     buffers = _as_buffers(serialized, serializer.name)
     size, sha256 = hash_buffers(buffers)
     return ValuePart(key, serializer, storage, tags, buffers, size, sha256)
+
+
+_PROVIDERS_BY_PACKAGE = {"numpy": "lakery.extra.numpy"}
+"""Top-level packages of well-known value types, and the lakery module that serializes them."""
+_BUILTIN_TYPES = (bytes, bytearray, dict, list, str, int, float, bool, type(None), date)
+
+
+def _provider_hint(value_type: type) -> str:
+    """What to add to the registry so that values of `value_type` can be serialized."""
+    module = _PROVIDERS_BY_PACKAGE.get(value_type.__module__.partition(".")[0])
+    if module is None and issubclass(value_type, _BUILTIN_TYPES):
+        module = "lakery.builtin"
+    if module is not None:
+        return f"add {module!r} to Registry(modules=[...])"
+    return "add the module that provides one to Registry(modules=[...])"
 
 
 def _as_buffers(serialized: Any, name: str) -> Sequence[Buffer]:
