@@ -16,9 +16,13 @@ from tests.markdown import run_page
 
 ROOT = Path(__file__).parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
-# usage.md is the user's page: its snippets are alternatives, not one script; they run,
-# combined as the page intends, in tests/test_seed.py and tests/extra_pydantic.
-SKIPPED = {ROOT / "docs" / "usage.md"}
+SKIPPED = {
+    # The user's page: its snippets are alternatives, not one script; they run, combined
+    # as the page intends, in tests/test_seed.py and tests/extra_pydantic.
+    ROOT / "docs" / "usage.md",
+    # Runs Dagster with its own instance home: tests/dagster/test_docs.py.
+    ROOT / "docs" / "dagster.md",
+}
 
 
 @pytest.mark.parametrize(
@@ -44,3 +48,4 @@ def test_notest_blocks_are_skipped(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text("```python\nx = 1\n```\n\n```python notest\nraise SystemExit\n```\n")
     assert python_blocks(page) == ["x = 1\n"]
+

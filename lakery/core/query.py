@@ -29,6 +29,7 @@ rows so that loading them issues no further content query).
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -67,6 +68,9 @@ __all__ = [
 
 ClassFilter = type[Storable] | uuid.UUID | str
 """A storable class, or its class id (a UUID or 8-32 hex characters)."""
+
+_PLAIN_KEY = re.compile(r"^[ !#-\[\]-~]+$")
+"""Tag keys that an SQLite JSON path can name as written: printable ASCII without quotes."""
 
 _IN_CHUNK = 500
 """Ids per ``IN (...)`` list (stays under every backend's bound-parameter limit)."""
@@ -222,9 +226,10 @@ def _tag_conditions(tags: dict[str, str], dialect: str) -> list[ColumnElement[bo
 
 
 def _sqlite_tag_equals(key: str, value: str) -> ColumnElement[bool]:
-    if '"' not in key:
+    if _PLAIN_KEY.match(key):
         return func.json_extract(ManifestRecord.tags, f'$."{key}"') == value
-    # A JSON path cannot quote a '"' in SQLite: compare the object's entries instead.
+    # A JSON path cannot hold a '"', and it is matched against the key as written in the
+    # JSON text (non-ASCII keys are stored \u-escaped): compare decoded entries instead.
     entries = func.json_each(ManifestRecord.tags).table_valued("key", "value")
     return exists(
         select(literal_column("1"))

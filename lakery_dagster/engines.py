@@ -1,0 +1,256 @@
+"""Database engines for lakery_dagster: one per process and configuration, on the bridge loop.
+
+Engines are created on lakery's bridge loop (`lakery.common.sync`) and shared by every
+`LakeryResource` in the process with the same settings; each set-up resource holds a
+reference and the last one to let go disposes the engine. A forked child forgets the
+parent's engines (their connections belong to the parent) and makes its own.
+
+SQLite engines are set up for many processes writing at once: WAL journal (readers do not
+block the writer), a busy timeout (writers wait for each other instead of failing with
+"database is locked") and ``synchronous=NORMAL`` (durable at each checkpoint, safe in WAL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy import text
+from sqlalchemy.engine import URL
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from lakery.common.exceptions import ConfigurationError
+from lakery.common.sync import at_exit
+from lakery.common.sync import at_fork_in_child
+from lakery.core.records import BaseRecord
+
+__all__ = [
+    "EngineSettings",
+    "acquire_engine",
+    "default_database_url",
+    "normalize_database_url",
+    "redact_url",
+    "release_engine",
+]
+
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+_ALIASES = {"postgres": "postgresql"}
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What identifies an engine: its URL (normalized to an async driver) and pool options."""
+
+    url: str
+    pool_size: int = 5
+    max_overflow: int = 10
+    pool_timeout: float = 30.0
+    pool_recycle: int = 1800
+    connect_timeout: float = 10.0
+    sqlite_busy_timeout: float = 60.0
+
+    @property
+    def redacted_url(self) -> str:
+        return redact_url(self.url)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return make_url(self.url).get_backend_name() == "sqlite"
+
+
+def default_database_url() -> str:
+    """``sqlite+aiosqlite:///<DAGSTER_HOME or the working directory>/lakery.db``."""
+    home = os.environ.get("DAGSTER_HOME") or os.getcwd()
+    return f"sqlite+aiosqlite:///{Path(home).expanduser().resolve() / 'lakery.db'}"
+
+
+def normalize_database_url(url: str) -> str:
+    """Check a database URL and give it an async driver (``postgresql://`` becomes
+    ``postgresql+asyncpg://``, ``sqlite://`` becomes ``sqlite+aiosqlite://``)."""
+    if not url:
+        return default_database_url()
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        msg = (
+            f"malformed database_url {redact_url(url)!r}: {exc}; use e.g. "
+            "'postgresql+asyncpg://user@host:5432/db' or 'sqlite+aiosqlite:///path/lakery.db'"
+        )
+        raise ConfigurationError(msg) from None
+    backend = _ALIASES.get(parsed.get_backend_name(), parsed.get_backend_name())
+    if "+" not in parsed.drivername and backend in _ASYNC_DRIVERS:
+        parsed = parsed.set(drivername=_ASYNC_DRIVERS[backend])
+    elif backend not in _ASYNC_DRIVERS:
+        msg = (
+            f"database_url {redact_url(url)!r} names the {backend!r} backend; lakery_dagster "
+            "supports 'postgresql+asyncpg://...' and 'sqlite+aiosqlite:///...'"
+        )
+        raise ConfigurationError(msg)
+    return parsed.render_as_string(hide_password=False)
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ``***`` (safe to print)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable database URL>"
+
+
+@dataclass
+class _Entry:
+    engine: AsyncEngine
+    references: int = 0
+    tables_ready: bool = False
+
+
+_ENGINES: dict[EngineSettings, _Entry] = {}
+_LOCKS: dict[EngineSettings, asyncio.Lock] = {}
+
+
+def _forget_after_fork() -> None:
+    _ENGINES.clear()  # the parent's connections are not ours to close
+    _LOCKS.clear()
+
+
+at_fork_in_child(_forget_after_fork)
+
+
+async def _dispose_all() -> None:
+    entries = list(_ENGINES.values())
+    _ENGINES.clear()
+    for entry in entries:
+        await entry.engine.dispose()
+
+
+at_exit(_dispose_all)
+
+
+async def acquire_engine(settings: EngineSettings, *, create_tables: bool) -> AsyncEngine:
+    """The shared engine for `settings` (run on the bridge loop); call `release_engine` after.
+
+    Connects once (so an unreachable database fails here, with a clear message) and, when
+    asked, creates lakery's tables.
+    """
+    lock = _LOCKS.setdefault(settings, asyncio.Lock())
+    async with lock:
+        entry = _ENGINES.get(settings)
+        if entry is None:
+            entry = _Entry(_create_engine(settings))
+            try:
+                await _check_connection(entry.engine, settings)
+            except BaseException:
+                await entry.engine.dispose()
+                raise
+            _ENGINES[settings] = entry
+        if create_tables and not entry.tables_ready:
+            await _create_tables(entry.engine, settings)
+            entry.tables_ready = True
+        entry.references += 1
+        return entry.engine
+
+
+async def release_engine(settings: EngineSettings) -> None:
+    """Drop one reference; the last one disposes the engine (closing its connections)."""
+    lock = _LOCKS.setdefault(settings, asyncio.Lock())
+    async with lock:
+        entry = _ENGINES.get(settings)
+        if entry is None:
+            return
+        entry.references -= 1
+        if entry.references <= 0:
+            del _ENGINES[settings]
+            await entry.engine.dispose()
+
+
+def _create_engine(settings: EngineSettings) -> AsyncEngine:
+    url = make_url(settings.url)
+    if url.get_backend_name() == "sqlite":
+        return _create_sqlite_engine(url, settings)
+    return create_async_engine(
+        url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_timeout=settings.pool_timeout,
+        pool_recycle=settings.pool_recycle,
+        pool_pre_ping=True,
+        connect_args={"timeout": settings.connect_timeout},
+    )
+
+
+def _create_sqlite_engine(url: URL, settings: EngineSettings) -> AsyncEngine:
+    database = url.database or ""
+    in_memory = database in {"", ":memory:"} or database.startswith("file::memory:")
+    if not in_memory:
+        path = Path(database).expanduser()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            msg = (
+                f"cannot create the directory of the SQLite database {path}: {exc}; "
+                "point LakeryResource.database_url at a writable location"
+            )
+            raise ConfigurationError(msg) from exc
+    options: dict[str, Any] = {"connect_args": {"timeout": settings.sqlite_busy_timeout}}
+    if not in_memory:
+        options.update(pool_size=settings.pool_size, max_overflow=settings.max_overflow)
+        options.update(pool_timeout=settings.pool_timeout)
+    engine = create_async_engine(url, **options)
+    busy_ms = int(settings.sqlite_busy_timeout * 1000)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
+            if not in_memory:
+                # Fails only while another process switches it; WAL persists in the file.
+                with contextlib.suppress(Exception):
+                    cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    return engine
+
+
+async def _check_connection(engine: AsyncEngine, settings: EngineSettings) -> None:
+    try:
+        async with asyncio.timeout(settings.connect_timeout + 5):
+            async with engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        msg = (
+            f"cannot connect to the lakery database at {settings.redacted_url}: {reason}; "
+            "check LakeryResource.database_url and that the database server is running"
+        )
+        raise ConfigurationError(msg) from None
+
+
+async def _create_tables(engine: AsyncEngine, settings: EngineSettings) -> None:
+    """Create lakery's tables if missing; tolerate other processes doing it at the same time."""
+    attempts = 5
+    for attempt in range(attempts):
+        try:
+            async with engine.begin() as connection:
+                await connection.run_sync(BaseRecord.metadata.create_all)
+            return
+        except SQLAlchemyError as exc:
+            if attempt == attempts - 1:
+                msg = (
+                    f"cannot create lakery's tables in {settings.redacted_url}: {exc}; create "
+                    "them beforehand (BaseRecord.create_all) and set create_tables=False"
+                )
+                raise ConfigurationError(msg) from exc
+            await asyncio.sleep(0.1 * (attempt + 1))  # another process raced us: look again

@@ -1,0 +1,136 @@
+"""`LakeryIOManager`: Dagster outputs saved as lakery manifests, inputs loaded from them."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from dagster import ConfigurableIOManager
+from dagster import InitResourceContext
+from dagster import InputContext
+from dagster import OutputContext
+from pydantic import Field
+from pydantic import PrivateAttr
+
+from lakery_dagster.inputs import load_input
+from lakery_dagster.outputs import save_output
+from lakery_dagster.resource import LakeryResource
+
+__all__ = ["LakeryIOManager", "LakeryIOWorker"]
+
+
+
+class LakeryIOWorker:
+    """What `LakeryIOManager` does, outside the pydantic shell.
+
+    Remembers which manifests each step loaded so that the step's outputs record them
+    (tags ``dagster/input/...`` and metadata ``lakery/inputs``).
+    """
+
+    def __init__(self, resource: LakeryResource) -> None:
+        self.resource = resource
+        self._loaded: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
+        self._lock = threading.Lock()
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        inputs = self._inputs_of(_get(context, "run_id"), _get(context, "step_key"))
+        save_output(context, obj, self.resource, inputs)
+
+    def load_input(self, context: InputContext) -> Any:
+        value, loaded = load_input(context, self.resource)
+        step = _step_of(context)
+        if step is not None and context.has_input_name:
+            with self._lock:
+                self._loaded.setdefault(step, {})[context.name] = loaded
+        return value
+
+    def _inputs_of(self, run_id: str | None, step_key: str | None) -> dict[str, dict[str, str]]:
+        if run_id is None or step_key is None:
+            return {}
+        with self._lock:
+            return dict(self._loaded.get((run_id, step_key), {}))
+
+
+class LakeryIOManager(ConfigurableIOManager):
+    """Stores asset and op outputs with lakery and loads them back as inputs.
+
+    Storage layout contract: every output becomes one manifest per storable in the
+    `lakery` resource's database, its content in the resource's storage, all saved in one
+    transaction. Plain values with a registered serializer (dicts, lists, numbers, strings,
+    numpy arrays with ``lakery.extra.numpy``) are wrapped in `StorableValue` and unwrapped
+    on load; a non-empty dict or list of storables is saved one manifest per item and loads
+    back in the same shape. Nothing is pickled. A run over several partitions
+    (``BackfillPolicy.single_run()``) returns ``{partition_key: value}``: one bulk save,
+    one manifest (and one materialization with its own metadata) per partition.
+
+    Manifests are tagged with the asset key, partition (and each dimension), run id, job,
+    step, output name, code version, the manifests the step loaded, and the user tags in
+    the ``lakery/tags`` metadata entry of the asset or output. Inputs load what the
+    upstream's latest materialization of each partition recorded; ``AssetIn(metadata=...)``
+    can pin ``lakery/manifest_id``, ``lakery/run_id`` or ``lakery/match_tags``, and
+    ``lakery/allow_missing`` lets partitions that were never saved be left out. Several
+    upstream partitions load as ``{partition_key: value}``.
+
+    Example:
+        ```python
+        import dagster as dg
+        from lakery_dagster import LakeryIOManager, LakeryResource
+
+
+        @dg.asset(metadata={"lakery/tags": {"team": "analytics"}})
+        def numbers() -> list[int]:
+            return [1, 2, 3]
+
+
+        @dg.asset
+        def total(numbers: list[int]) -> int:
+            return sum(numbers)
+
+
+        lakery = LakeryResource(database_url="sqlite:///lakery-example.db")
+        defs = dg.Definitions(
+            assets=[numbers, total],
+            resources={"io_manager": LakeryIOManager(lakery=lakery)},
+        )
+        ```
+    """
+
+    lakery: LakeryResource = Field(description="Where and how lakery stores the outputs.")
+
+    _worker: LakeryIOWorker | None = PrivateAttr(default=None)
+    _worker_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self.lakery.open()  # fail at setup on a bad database or storage, before any step runs
+        self._worker = LakeryIOWorker(self.lakery)
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        self._worker = None
+
+    @property
+    def worker(self) -> LakeryIOWorker:
+        with self._worker_lock:
+            if self._worker is None:
+                self._worker = LakeryIOWorker(self.lakery)
+            return self._worker
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        self.worker.handle_output(context, obj)
+
+    def load_input(self, context: InputContext) -> Any:
+        return self.worker.load_input(context)
+
+
+def _step_of(context: InputContext) -> tuple[str, str] | None:
+    try:
+        step_context = context.step_context
+        return step_context.run_id, step_context.step.key
+    except Exception:
+        return None
+
+
+def _get(context: Any, attribute: str) -> Any:
+    try:
+        return getattr(context, attribute)
+    except Exception:
+        return None

@@ -1,0 +1,274 @@
+"""`handle_output` of `LakeryIOManager`: tag, save in one transaction, describe to Dagster."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+from typing import Any
+
+from dagster import DataVersion
+from dagster import MultiPartitionsDefinition
+from dagster import OutputContext
+
+from lakery.common.exceptions import LakeryError
+from lakery.common.exceptions import StorableTypeError
+from lakery.common.sync import run_sync
+from lakery.core.records import ManifestRecord
+from lakery.core.storable import Storable
+from lakery_dagster.metadata import LAYOUTS
+from lakery_dagster.metadata import content_digest
+from lakery_dagster.metadata import materialization_metadata
+from lakery_dagster.shapes import Layout
+from lakery_dagster.shapes import Shape
+from lakery_dagster.shapes import plan_value
+from lakery_dagster.tags import ASSET_KEY
+from lakery_dagster.tags import CODE_VERSION
+from lakery_dagster.tags import COLLECTION
+from lakery_dagster.tags import COLLECTION_ID
+from lakery_dagster.tags import COLLECTION_KEY
+from lakery_dagster.tags import JOB
+from lakery_dagster.tags import OUTPUT
+from lakery_dagster.tags import RUN_ID
+from lakery_dagster.tags import STEP
+from lakery_dagster.tags import WRAPPED
+from lakery_dagster.tags import input_tags
+from lakery_dagster.tags import partition_tags
+from lakery_dagster.tags import user_tags
+
+if TYPE_CHECKING:
+    from lakery_dagster.resource import LakeryResource
+
+__all__ = ["MAPPING_KEY", "save_output", "step_context_hook"]
+
+MAPPING_KEY = "dagster/mapping_key"
+
+
+def save_output(
+    context: OutputContext,
+    obj: Any,
+    resource: LakeryResource,
+    inputs: Mapping[str, Mapping[str, str]],
+) -> None:
+    """Save an output (one manifest per storable, all in one transaction) and report it."""
+    where = _describe(context)
+    registry = resource.registry
+    plans = _plan(context, obj, where, registry)
+    base = {
+        **_context_tags(context),
+        **user_tags(context.definition_metadata, where=where),
+        **input_tags(inputs),
+    }
+    items: list[tuple[Storable, dict[str, str]]] = []
+    slots: list[tuple[str | None, str]] = []
+    for partition, dimensions, shape in plans:
+        shape_tags = dict(base)
+        if partition is not None:
+            shape_tags.update(partition_tags(partition, dimensions))
+        if shape.kind != "single":
+            shape_tags.update({COLLECTION: shape.kind, COLLECTION_ID: uuid.uuid4().hex})
+        for entry in shape.entries:
+            tags = dict(shape_tags)
+            if shape.kind != "single":
+                tags[COLLECTION_KEY] = entry.key
+            if entry.wrapped:
+                tags[WRAPPED] = "true"
+            items.append((entry.obj, tags))
+            slots.append((partition, entry.key))
+    try:
+        records = run_sync(resource.client.save_many(items))
+    except LakeryError as exc:
+        exc.add_note(f"lakery: nothing of {where} was saved")
+        raise
+    grouped: dict[str | None, list[tuple[str, ManifestRecord]]] = {}
+    for (partition, key), record in zip(slots, records, strict=True):
+        grouped.setdefault(partition, []).append((key, record))
+    kinds = {partition: shape.kind for partition, _, shape in plans}
+    _report(context, grouped, kinds, resource, inputs)
+    _set_data_version(context, [item for group in grouped.values() for item in group])
+
+
+def _plan(
+    context: OutputContext, obj: Any, where: str, registry: Any
+) -> list[tuple[str | None, dict[str, str] | None, Shape]]:
+    if not context.has_asset_partitions:
+        return [(None, None, plan_value(obj, registry, where=where))]
+    keys = list(context.asset_partition_keys)
+    partitions_def = _partitions_def(context)
+    by_key = {str(k): k for k in keys}
+    per_partition = _per_partition_values(context, obj, list(by_key), where)
+    if per_partition is None:
+        key = keys[0]
+        shape = plan_value(obj, registry, where=where)
+        return [(str(key), _dimensions(key, partitions_def), shape)]
+    return [
+        (
+            name,
+            _dimensions(by_key[name], partitions_def),
+            plan_value(value, registry, where=f"{where}, partition {name!r}"),
+        )
+        for name, value in per_partition.items()
+    ]
+
+
+def _per_partition_values(
+    context: OutputContext, obj: Any, keys: list[str], where: str
+) -> dict[str, Any] | None:
+    """``{partition_key: value}`` for a run over several partitions, else None."""
+    if len(keys) == 1:
+        single = keys[0]
+        if (
+            isinstance(obj, Mapping)
+            and len(obj) == 1
+            and str(next(iter(obj))) == single
+            and _is_single_run(context)
+        ):
+            return {single: next(iter(obj.values()))}
+        return None
+    if not isinstance(obj, Mapping):
+        msg = (
+            f"{where} ran for {len(keys)} partitions at once (a single-run backfill) and "
+            f"returned {type(obj).__qualname__}; return a dict {{partition_key: value}} with "
+            "one entry per partition in context.partition_keys"
+        )
+        raise StorableTypeError(msg)
+    given = {str(k): v for k, v in obj.items()}
+    missing = [k for k in keys if k not in given]
+    extra = [k for k in given if k not in set(keys)]
+    if missing or extra:
+        msg = (
+            f"{where} ran for {len(keys)} partitions and must return one value per partition "
+            f"key; missing: {missing[:5]!r}, not targeted: {extra[:5]!r}"
+        )
+        raise StorableTypeError(msg)
+    return {k: given[k] for k in keys}
+
+
+def _report(
+    context: OutputContext,
+    grouped: dict[str | None, list[tuple[str, ManifestRecord]]],
+    kinds: Mapping[str | None, Any],
+    resource: LakeryResource,
+    inputs: Mapping[str, Mapping[str, str]],
+) -> None:
+    registry = resource.registry
+    layouts = {
+        partition: Layout(kinds[partition], [(key, str(r.id)) for key, r in records])
+        for partition, records in grouped.items()
+    }
+    if len(grouped) == 1:
+        partition, records = next(iter(grouped.items()))
+        metadata = materialization_metadata(layouts[partition], records, registry, inputs)
+        context.add_output_metadata(metadata)
+        return
+    # A single-run backfill: one materialization per partition, each with its own metadata.
+    add = step_context_hook(context, "add_asset_metadata")
+    try:
+        if add is None:
+            raise AttributeError("StepExecutionContext.add_asset_metadata")
+        for partition, records in grouped.items():
+            metadata = materialization_metadata(layouts[partition], records, registry, inputs)
+            add(metadata, asset_key=context.asset_key, partition_key=partition)
+    except Exception as exc:
+        context.log.warning(
+            "lakery: per-partition metadata is unavailable (%s); recording all partitions' "
+            "manifests on every partition's materialization instead",
+            exc,
+        )
+        context.add_output_metadata(
+            {LAYOUTS: {str(p): layout.to_json() for p, layout in layouts.items()}}
+        )
+
+
+def _set_data_version(context: OutputContext, records: list[tuple[str, ManifestRecord]]) -> None:
+    """Make the data version follow the stored content (not the run), where Dagster allows."""
+    if not context.has_asset_key or not records:
+        return
+    version = DataVersion(content_digest(records)[:32])
+    set_version = step_context_hook(context, "set_data_version")
+    if set_version is None:
+        context.log.debug("lakery: this Dagster cannot take a data version from an IO manager")
+        return
+    try:
+        set_version(context.asset_key, version)
+    except Exception as exc:
+        context.log.debug("lakery: cannot set the data version (%s)", exc)
+
+
+def step_context_hook(context: OutputContext, name: str) -> Any:
+    """A method of Dagster's step context that is not public API, or None without it.
+
+    Used for ``add_asset_metadata`` (per-partition metadata) and ``set_data_version``
+    (content-based data versions), both present in Dagster 1.13.
+    """
+    try:
+        return getattr(context.step_context, name, None)
+    except Exception:
+        return None
+
+
+def _context_tags(context: OutputContext) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    if context.has_asset_key:
+        tags[ASSET_KEY] = context.asset_key.to_user_string()
+    for tag, attribute in ((RUN_ID, "run_id"), (JOB, "job_name"), (STEP, "step_key")):
+        value = _get(context, attribute)
+        if value:
+            tags[tag] = str(value)
+    tags[OUTPUT] = context.name
+    if context.mapping_key:
+        tags[MAPPING_KEY] = context.mapping_key
+    code_version = _code_version(context)
+    if code_version:
+        tags[CODE_VERSION] = code_version
+    return tags
+
+
+def _code_version(context: OutputContext) -> str | None:
+    if not context.has_asset_key:
+        return None
+    try:
+        return context.asset_spec.code_version
+    except Exception:
+        return None
+
+
+def _is_single_run(context: OutputContext) -> bool:
+    try:
+        policy = context.step_context.assets_def.backfill_policy  # type: ignore[union-attr]
+    except Exception:
+        return False
+    return policy is not None and policy.policy_type.value == "SINGLE_RUN"
+
+
+def _partitions_def(context: OutputContext) -> Any:
+    try:
+        return context.asset_partitions_def
+    except Exception:
+        return None
+
+
+def _dimensions(key: Any, partitions_def: Any) -> dict[str, str] | None:
+    by_dimension = getattr(key, "keys_by_dimension", None)
+    if by_dimension:
+        return dict(by_dimension)
+    if isinstance(partitions_def, MultiPartitionsDefinition):
+        try:
+            return dict(partitions_def.get_partition_key_from_str(str(key)).keys_by_dimension)
+        except Exception:
+            return None
+    return None
+
+
+def _get(context: Any, attribute: str) -> Any:
+    try:
+        return getattr(context, attribute)
+    except Exception:
+        return None
+
+
+def _describe(context: OutputContext) -> str:
+    if context.has_asset_key:
+        return f"the output of asset {context.asset_key.to_user_string()!r}"
+    step = _get(context, "step_key") or "?"
+    return f"output {context.name!r} of step {step!r}"

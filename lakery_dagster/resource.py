@@ -1,0 +1,311 @@
+"""`LakeryResource`: lakery's database, registry and storage as a Dagster resource."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import threading
+import uuid
+from collections.abc import Iterable
+from collections.abc import Iterator
+from collections.abc import Mapping
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from typing import TypeVar
+
+from dagster import ConfigurableResource
+from dagster import InitResourceContext
+from pydantic import Field
+from pydantic import PrivateAttr
+
+from lakery.builtin import FileStorage
+from lakery.common.exceptions import ConfigurationError
+from lakery.common.exceptions import NotFoundError
+from lakery.common.sync import run_async
+from lakery.common.sync import run_sync
+from lakery.core.query import ClassFilter
+from lakery.core.records import ContentRecord
+from lakery.core.records import ManifestRecord
+from lakery.core.registry import Registry
+from lakery.core.storable import Storable
+from lakery_dagster.client import LakeryClient
+from lakery_dagster.engines import EngineSettings
+from lakery_dagster.engines import normalize_database_url
+from lakery_dagster.engines import redact_url
+from lakery_dagster.storage_url import storage_from_url
+
+__all__ = ["DEFAULT_REGISTRY_MODULES", "LakeryResource"]
+
+S = TypeVar("S", bound=Storable)
+
+
+def _importable(module: str, *requires: str) -> bool:
+    """Whether `module` and its dependencies are installed and it lists components."""
+    try:
+        if not all(importlib.util.find_spec(name) is not None for name in (module, *requires)):
+            return False
+        return hasattr(importlib.import_module(module), "__all__")
+    except Exception:  # a missing or broken extra is simply left out of the defaults
+        return False
+
+
+DEFAULT_REGISTRY_MODULES: list[str] = [
+    "lakery.builtin",
+    *(m for m, dep in [("lakery.extra.pydantic", "pydantic"), ("lakery.extra.numpy", "numpy")]
+      if _importable(m, dep)),
+]  # fmt: skip
+"""``lakery.builtin`` plus the extras whose dependencies are installed."""
+
+
+class LakeryResource(ConfigurableResource):
+    """lakery's records database, registry and storage, for ops, assets and IO managers.
+
+    One engine per process is shared by every resource with the same settings; it lives
+    on lakery's bridge loop (one background event loop per process) from
+    `setup_for_execution` to `teardown_after_execution`, so synchronous Dagster code never
+    starts a loop per call. Used outside a run, the resource opens its engine on first use;
+    `close()` lets it go.
+
+    Pass credentials through the environment, e.g. ``database_url=EnvVar("LAKERY_DB")``:
+    the URL is never printed (errors and reprs show it with ``***`` for the password). S3
+    credentials come from the standard AWS chain and are not part of the configuration.
+
+    Example:
+        ```python
+        import dagster as dg
+        from lakery.builtin import StorableValue
+        from lakery_dagster import LakeryResource
+
+
+        @dg.asset
+        def report(lakery: LakeryResource) -> None:
+            record = lakery.save(StorableValue({"rows": 3}), tags={"kind": "report"})
+            assert lakery.load(record).value == {"rows": 3}
+            assert lakery.find(tags={"kind": "report"}, limit=1)[0].id == record.id
+
+
+        defs = dg.Definitions(
+            assets=[report],
+            resources={"lakery": LakeryResource(database_url="sqlite:///lakery-example.db")},
+        )
+        ```
+    """
+
+    database_url: str = Field(
+        default="",
+        description=(
+            "SQLAlchemy URL of the records database, e.g. postgresql+asyncpg://user@host/db "
+            "or sqlite+aiosqlite:///path/lakery.db (async drivers are added when missing). "
+            "Empty: an SQLite file lakery.db in DAGSTER_HOME, else the working directory."
+        ),
+    )
+    registry_modules: list[str] = Field(
+        default=DEFAULT_REGISTRY_MODULES,
+        description=(
+            "Modules whose __all__ lists storables and components, as Registry(modules=...)."
+        ),
+    )
+    storage_url: str = Field(
+        default="",
+        description=(
+            "Where new content goes: file:///absolute/path, a relative path, or "
+            "s3://bucket/prefix. Empty: the registry's default storage (the database)."
+        ),
+    )
+    s3_endpoint_url: str = Field(default="", description="Endpoint of an S3-compatible server.")
+    s3_region: str = Field(default="", description="AWS region of the bucket.")
+    create_tables: bool = Field(
+        default=True, description="Create lakery's tables at setup when they are missing."
+    )
+    pool_size: int = Field(default=5, description="Connections kept open per process.")
+    max_overflow: int = Field(default=10, description="Extra connections allowed under load.")
+    pool_timeout: float = Field(default=30.0, description="Seconds to wait for a connection.")
+    pool_recycle: int = Field(default=1800, description="Seconds after which to reconnect.")
+    connect_timeout: float = Field(default=10.0, description="Seconds to wait to connect.")
+    sqlite_busy_timeout: float = Field(
+        default=60.0, description="Seconds an SQLite writer waits for another process's lock."
+    )
+
+    _client: LakeryClient | None = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        self.open()
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        self.close()
+
+    def open(self) -> LakeryClient:
+        """Build the registry and storage, connect (creating tables if asked); idempotent."""
+        with self._lock:
+            if self._client is None:
+                client = LakeryClient(
+                    self.engine_settings(), self.build_registry(), create_tables=self.create_tables
+                )
+                run_sync(client.open())
+                self._client = client
+            return self._client
+
+    def close(self) -> None:
+        """Let go of the engine (disposed when no other resource in the process uses it)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            run_sync(client.close())
+
+    @property
+    def client(self) -> LakeryClient:
+        """The async client on the bridge loop (opened on first use)."""
+        client = self._client
+        if client is not None and client.pid != os.getpid():
+            self._client = client = None  # forked: the parent's engine is not ours to use
+        return client or self.open()
+
+    @property
+    def registry(self) -> Registry:
+        """The registry built from `registry_modules` and `storage_url`."""
+        return self.client.registry
+
+    def engine_settings(self) -> EngineSettings:
+        """The engine settings this configuration resolves to."""
+        return EngineSettings(
+            url=normalize_database_url(self.database_url),
+            pool_size=self.pool_size,
+            max_overflow=self.max_overflow,
+            pool_timeout=self.pool_timeout,
+            pool_recycle=self.pool_recycle,
+            connect_timeout=self.connect_timeout,
+            sqlite_busy_timeout=self.sqlite_busy_timeout,
+        )
+
+    def build_registry(self) -> Registry:
+        """A new registry from `registry_modules`, with `storage_url` as default storage."""
+        if isinstance(self.registry_modules, str):
+            msg = "registry_modules must be a list of module paths, e.g. ['lakery.builtin']"
+            raise ConfigurationError(msg)
+        storage = storage_from_url(
+            self.storage_url, s3_endpoint_url=self.s3_endpoint_url, s3_region=self.s3_region
+        )
+        registry = Registry(modules=list(self.registry_modules), default_storage=storage)
+        if FileStorage.name not in registry.storages:
+            # Files written under any root stay readable (their locator names the root),
+            # whatever storage_url says now.
+            reader = FileStorage(Path(os.environ.get("DAGSTER_HOME") or os.getcwd()) / "lakery")
+            registry = Registry(registries=[registry], storages=[reader])
+        return registry
+
+    # -- synchronous API ----------------------------------------------------------------
+
+    def save(self, obj: Storable, *, tags: Mapping[str, str] | None = None) -> ManifestRecord:
+        """Save one storable; return its manifest record."""
+        return self.save_many([obj], tags=tags)[0]
+
+    def save_many(
+        self,
+        objs: Iterable[Storable],
+        *,
+        tags: Mapping[str, str] | Sequence[Mapping[str, str] | None] | None = None,
+    ) -> list[ManifestRecord]:
+        """Save storables in one transaction (all or none); return their records in order.
+
+        `tags` is either one mapping for all of them or one mapping (or None) per object.
+        """
+        items = list(objs)
+        return run_sync(self.client.save_many(_pair_tags(items, tags)))
+
+    def load(self, record: ManifestRecord | uuid.UUID | str, cls: type[S] | None = None) -> S:
+        """Load one saved object from its record or manifest id."""
+        return self.load_many([record], cls)[0]
+
+    def load_many(
+        self,
+        records: Iterable[ManifestRecord | uuid.UUID | str],
+        cls: type[S] | None = None,
+    ) -> list[S]:
+        """Load objects in one bulk load, in the order of `records` (records or ids)."""
+        return run_sync(_load_many(self.client, list(records), cls))
+
+    def find(
+        self,
+        *,
+        tags: Mapping[str, str] | None = None,
+        cls: ClassFilter | None = None,
+        since: datetime | None = None,
+        before: datetime | None = None,
+        limit: int | None = 100,
+    ) -> list[ManifestRecord]:
+        """Manifests with all of `tags`, of class `cls`, created in ``[since, before)``,
+        newest first, at most `limit` (records carry their content records)."""
+        return run_sync(
+            self.client.find(tags=tags, cls=cls, since=since, before=before, limit=limit)
+        )
+
+    def get(self, manifest_id: uuid.UUID | str) -> ManifestRecord:
+        """The manifest record with this id (with its content records)."""
+        found = run_sync(self.client.get_many([manifest_id]))
+        if not found:
+            raise NotFoundError(f"no lakery manifest has the id {manifest_id}")
+        return next(iter(found.values()))
+
+    def contents(
+        self, manifests: Iterable[ManifestRecord | uuid.UUID | str]
+    ) -> dict[uuid.UUID, list[ContentRecord]]:
+        """Content records by manifest id."""
+        return run_sync(self.client.contents(list(manifests)))
+
+    # -- async API, for async assets ------------------------------------------------------
+
+    async def save_async(
+        self, obj: Storable, *, tags: Mapping[str, str] | None = None
+    ) -> ManifestRecord:
+        """`save` for async code on any event loop (runs on the bridge loop)."""
+        client = self.client
+        return (await run_async(client.save_many([(obj, tags)])))[0]
+
+    async def load_async(
+        self, record: ManifestRecord | uuid.UUID | str, cls: type[S] | None = None
+    ) -> S:
+        """`load` for async code on any event loop (runs on the bridge loop)."""
+        client = self.client
+        return (await run_async(_load_many(client, [record], cls)))[0]
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():
+            if name == "database_url" and isinstance(value, str) and value:
+                value = redact_url(value)
+            yield name, value
+
+
+def _pair_tags(
+    items: list[Storable],
+    tags: Mapping[str, str] | Sequence[Mapping[str, str] | None] | None,
+) -> list[tuple[Storable, Mapping[str, str] | None]]:
+    if tags is None or isinstance(tags, Mapping):
+        return [(obj, tags) for obj in items]
+    per_item = list(tags)
+    if len(per_item) != len(items):
+        msg = f"got {len(per_item)} tag mappings for {len(items)} objects; give one per object"
+        raise ConfigurationError(msg)
+    return list(zip(items, per_item, strict=True))
+
+
+async def _load_many(
+    client: LakeryClient, records: list[ManifestRecord | uuid.UUID | str], cls: type[S] | None
+) -> list[S]:
+    ids = [r for r in records if not isinstance(r, ManifestRecord)]
+    found = await client.get_many(ids) if ids else {}
+    resolved: list[ManifestRecord] = []
+    for item in records:
+        if isinstance(item, ManifestRecord):
+            resolved.append(item)
+            continue
+        record = found.get(item if isinstance(item, uuid.UUID) else uuid.UUID(str(item)))
+        if record is None:
+            raise NotFoundError(f"no lakery manifest has the id {item}")
+        resolved.append(record)
+    return await client.load_many(resolved, [cls] * len(resolved))

@@ -1,0 +1,126 @@
+"""Output values and their shapes: one storable, or a collection of storables.
+
+An output is saved as one of three *layouts*, recorded in the materialization metadata
+(``lakery/layout``) and in manifest tags so it loads back in the same shape:
+
+- ``single``: one storable (a plain value is wrapped in `StorableValue`);
+- ``mapping``: a non-empty mapping of str keys to storables, one manifest per item;
+- ``list``: a non-empty list or tuple of storables, one manifest per item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import Literal
+
+from lakery.builtin import StorableValue
+from lakery.common.exceptions import StorableTypeError
+from lakery.core.registry import Registry
+from lakery.core.serializer import describe
+from lakery.core.storable import Storable
+
+__all__ = ["Entry", "Layout", "Shape", "plan_value"]
+
+Kind = Literal["single", "mapping", "list"]
+
+
+@dataclass
+class Entry:
+    """One storable of a shape: its collection key ("" for a single value)."""
+
+    key: str
+    obj: Storable
+    wrapped: bool = False
+
+
+@dataclass
+class Shape:
+    """A value split into storables to save."""
+
+    kind: Kind
+    entries: list[Entry] = field(default_factory=list)
+
+
+@dataclass
+class Layout:
+    """A saved shape: collection keys to manifest ids, in order."""
+
+    kind: Kind
+    items: list[tuple[str, str]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "items": [list(item) for item in self.items]}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Layout | None:
+        """The layout in materialization metadata, or None when it is not lakery's."""
+        data = getattr(data, "value", data)
+        if not isinstance(data, Mapping) or data.get("kind") not in {"single", "mapping", "list"}:
+            return None
+        items = data.get("items")
+        if not isinstance(items, list) or not all(
+            isinstance(i, list | tuple) and len(i) == 2 for i in items
+        ):
+            return None
+        return cls(data["kind"], [(str(k), str(v)) for k, v in items])
+
+    @property
+    def manifest_ids(self) -> list[str]:
+        return [manifest_id for _, manifest_id in self.items]
+
+
+def plan_value(value: Any, registry: Registry, *, where: str) -> Shape:
+    """Split an output value into storables, or explain how to make it storable.
+
+    Raises:
+        StorableTypeError: for a value that is neither a storable, a collection of
+            storables, nor a plain value with a registered serializer.
+    """
+    if isinstance(value, Storable):
+        return Shape("single", [Entry("", value)])
+    if isinstance(value, Mapping) and value and _all_storable(value.values(), where):
+        bad = [k for k in value if not isinstance(k, str) or not k]
+        if bad:
+            msg = (
+                f"{where} is a mapping of storables with keys {bad[:3]!r}; keys must be "
+                "non-empty str (they become tags and come back as str)"
+            )
+            raise StorableTypeError(msg)
+        return Shape("mapping", [Entry(k, v) for k, v in value.items()])
+    if isinstance(value, list | tuple) and value and _all_storable(value, where):
+        return Shape("list", [Entry(str(i), v) for i, v in enumerate(value)])
+    return Shape("single", [Entry("", _wrap(value, registry, where), wrapped=True)])
+
+
+def _all_storable(values: Any, where: str) -> bool:
+    flags = [isinstance(v, Storable) for v in values]
+    if all(flags):
+        return True
+    if any(flags):
+        msg = (
+            f"{where} mixes storables with plain values; return only storables (saved one "
+            "manifest each) or only plain values (saved together as one JSON value)"
+        )
+        raise StorableTypeError(msg)
+    return False
+
+
+def _wrap(value: Any, registry: Registry, where: str) -> StorableValue[Any]:
+    if registry.find_serializer(type(value)) is not None:
+        return StorableValue(value)
+    hint = ""
+    if type(value).__module__.startswith("numpy"):
+        hint = " (for numpy arrays add 'lakery.extra.numpy')"
+    elif type(value).__module__.startswith("pandas"):
+        hint = " (a serializer for data frames, e.g. one writing Parquet)"
+    msg = (
+        f"{where} is {describe(value)}, which lakery cannot store: no serializer in the "
+        f"registry handles {type(value).__qualname__}. Return a storable instead (a "
+        "StorableDataclass or StorableModel subclass, or StorableValue(value, serializer=...)),"
+        " or add a module with a serializer for this type to "
+        f"LakeryResource.registry_modules{hint}. lakery never pickles."
+    )
+    raise StorableTypeError(msg)

@@ -1,0 +1,58 @@
+"""One run on the multiprocess executor, on a persistent instance: several partitions at
+once, step processes writing to the same database concurrently, nothing lost."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from lakery_dagster import LakeryResource
+from tests.dagster import defs_multiprocess
+from tests.dagster.storables import Reading
+
+
+def test_multiprocess_executor(lakery_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("LAKERY_TEST_MP_DATABASE_URL", lakery_url)
+    tags = {"dagster/asset_partition_range_start": "p1", "dagster/asset_partition_range_end": "p4"}
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.DagsterInstance.local_temp(str(home)) as instance:
+        job = dg.reconstructable(defs_multiprocess.lakery_multiprocess_job)
+        with dg.execute_job(job, instance=instance, tags=tags) as result:
+            assert result.success, [
+                e.event_specific_data for e in result.all_events if e.is_failure
+            ]
+            pids = {
+                event.pid for event in result.all_events if event.event_type_value == "STEP_START"
+            }
+            assert len(pids) == 4  # each step ran in a process of its own
+        events = {}
+        for name in ["numbers", "total", "readings", "longest"]:
+            records = instance.fetch_materializations(dg.AssetKey(name), limit=10).records
+            events[name] = {r.partition_key: r.asset_materialization for r in records}
+            assert sorted(events[name]) == ["p1", "p2", "p3", "p4"]
+
+    lakery = LakeryResource(database_url=lakery_url)
+    try:
+        for name in ["total", "readings", "longest"]:
+            stress = lakery.find(tags={"stress": name}, limit=None)
+            assert sorted(int(r.tags["i"]) for r in stress) == list(range(15))
+        loaded = {}
+        for name, by_partition in events.items():
+            for partition, materialization in by_partition.items():
+                manifest_id = materialization.metadata["lakery/manifest_id"].value
+                record = lakery.get(manifest_id)
+                assert record.tags["dagster/partition"] == partition
+                assert record.tags["dagster/asset_key"] == name
+                loaded[name, partition] = lakery.load(record)
+        for partition in ["p1", "p2", "p3", "p4"]:
+            n = int(partition[1:]) * 3
+            assert loaded["numbers", partition].value == list(range(n))
+            assert loaded["total", partition].value == sum(range(n))
+            assert loaded["longest", partition].value == n
+            assert loaded["readings", partition] == Reading(partition, [float(v) for v in range(n)])
+        assert len(lakery.find(tags={"dagster/asset_key": "readings"}, limit=None)) == 4
+    finally:
+        lakery.close()

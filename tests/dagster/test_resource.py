@@ -1,0 +1,183 @@
+"""LakeryResource: configuration, storage URLs, the synchronous API, one engine per process."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from lakery import NotFoundError
+from lakery.builtin import FileStorage
+from lakery.builtin import StorableValue
+from lakery_dagster import LakeryIOManager
+from lakery_dagster import LakeryResource
+from lakery_dagster import engines
+from tests.dagster.storables import Reading
+
+
+def test_sync_api(lakery: LakeryResource) -> None:
+    first = lakery.save(Reading("a", [1.0]), tags={"kind": "reading"})
+    more = lakery.save_many(
+        [StorableValue(1), StorableValue(2)], tags=[{"kind": "n", "i": "1"}, {"kind": "n"}]
+    )
+    assert [r.tags for r in more] == [{"kind": "n", "i": "1"}, {"kind": "n"}]
+    assert lakery.load(first) == Reading("a", [1.0])
+    assert lakery.load(str(first.id), Reading) == Reading("a", [1.0])
+    assert [v.value for v in lakery.load_many([more[1].id, more[0]])] == [2, 1]
+    assert [r.id for r in lakery.find(tags={"kind": "n"})] == sorted(
+        (r.id for r in more), reverse=True
+    )
+    assert [r.id for r in lakery.find(cls=Reading)] == [first.id]
+    got = lakery.get(first.id)
+    assert got.tags == {"kind": "reading"} and len(got.contents) == 2
+    assert set(lakery.contents([first])) == {first.id}
+    with pytest.raises(NotFoundError, match="no lakery manifest"):
+        lakery.get("00000000-0000-0000-0000-000000000000")
+    with pytest.raises(Exception, match="one per object"):
+        lakery.save_many([StorableValue(1)], tags=[{}, {}])
+
+
+def test_default_database_in_dagster_home(dagster_home: Path) -> None:
+    lakery = LakeryResource()
+    assert lakery.engine_settings().url == f"sqlite+aiosqlite:///{dagster_home / 'lakery.db'}"
+    record = lakery.save(StorableValue("kept"))
+    lakery.close()
+    assert (dagster_home / "lakery.db").exists()
+    again = LakeryResource()
+    assert again.load(record.id).value == "kept"
+    again.close()
+
+
+def test_default_database_in_working_directory(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert LakeryResource().engine_settings().url.endswith(f"{tmp_path}/lakery.db")
+    # Plain driver names get async drivers.
+    url = LakeryResource(database_url="postgresql://u@h/db").engine_settings().url
+    assert url == "postgresql+asyncpg://u@h/db"
+
+
+@pytest.mark.parametrize("form", ["file-url", "relative"])
+def test_file_storage_url(
+    lakery_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, form: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    url = (tmp_path / "blobs").as_uri() if form == "file-url" else "blobs"
+    lakery = LakeryResource(database_url=lakery_url, storage_url=url)
+    assert isinstance(lakery.registry.default_storage, FileStorage)
+    record = lakery.save(StorableValue({"big": list(range(100))}))
+    [content] = record.contents
+    assert content.storage_name == "lakery.file@v1"
+    assert (tmp_path / "blobs" / content.storage_data["key"]).exists()
+    assert lakery.load(record).value == {"big": list(range(100))}
+    lakery.close()
+
+
+def test_uri_metadata_for_file_storage(lakery_url: str, tmp_path: Path) -> None:
+    lakery = LakeryResource(database_url=lakery_url, storage_url=str(tmp_path / "files"))
+    instance = dg.DagsterInstance.ephemeral()
+
+    @dg.asset
+    def stored() -> list[int]:
+        return [1, 2, 3]
+
+    dg.materialize(
+        [stored], resources={"io_manager": LakeryIOManager(lakery=lakery)}, instance=instance
+    )
+    event = instance.get_latest_materialization_event(dg.AssetKey("stored"))
+    uri = event.asset_materialization.metadata["dagster/uri"].value
+    assert uri.startswith((tmp_path / "files").as_uri())
+    lakery.close()
+
+
+def test_one_engine_per_process_shared_and_released(lakery_url: str) -> None:
+    first = LakeryResource(database_url=lakery_url)
+    second = LakeryResource(database_url=lakery_url)
+    before = dict(engines._ENGINES)
+    assert first.client is not second.client
+    settings = first.engine_settings()
+    assert first.client._engine is second.client._engine
+    assert engines._ENGINES[settings].references == 2 + (
+        before[settings].references if settings in before else 0
+    )
+    first.close()
+    second.close()
+    assert settings not in engines._ENGINES or settings in before
+
+
+def test_configured_from_run_config(lakery_url: str, tmp_path: Path) -> None:
+    @dg.asset
+    def configured(lakery: LakeryResource) -> None:
+        assert lakery.storage_url == str(tmp_path / "cfg")
+        lakery.save(StorableValue("from config"), tags={"via": "config"})
+
+    defs = dg.Definitions(
+        assets=[configured],
+        resources={"lakery": LakeryResource.configure_at_launch()},
+    )
+    job = defs.resolve_implicit_global_asset_job_def()
+    config = {"database_url": lakery_url, "storage_url": str(tmp_path / "cfg")}
+    result = job.execute_in_process(run_config={"resources": {"lakery": {"config": config}}})
+    assert result.success
+    checker = LakeryResource(database_url=lakery_url)
+    [record] = checker.find(tags={"via": "config"})
+    assert checker.load(record).value == "from config"
+    checker.close()
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("lakery.extra.aws") is None, reason="lakery.extra.aws missing"
+)
+def test_s3_storage_url_builds_s3_storage() -> None:
+    lakery = LakeryResource(
+        database_url="sqlite://",
+        storage_url="s3://my-bucket/some/prefix/",
+        s3_endpoint_url="http://127.0.0.1:9",
+        s3_region="eu-west-1",
+    )
+    storage: Any = lakery.build_registry().default_storage
+    assert type(storage).__name__ == "S3Storage"
+    assert storage.bucket == "my-bucket"
+    assert "some/prefix" in str(storage.prefix)
+
+
+def test_sqlite_engines_use_wal_and_busy_timeout(tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from lakery.common.sync import run_sync
+
+    lakery = LakeryResource(database_url=f"sqlite:///{tmp_path / 'wal.db'}", sqlite_busy_timeout=7)
+
+    engine = lakery.client._engine
+    assert engine is not None
+
+    async def pragmas() -> tuple[str, int]:
+        async with engine.connect() as connection:
+            mode = (await connection.execute(text("PRAGMA journal_mode"))).scalar_one()
+            busy = (await connection.execute(text("PRAGMA busy_timeout"))).scalar_one()
+            return mode, busy
+
+    assert run_sync(pragmas()) == ("wal", 7000)
+    lakery.close()
+
+
+def test_forked_child_opens_its_own_engine(lakery: LakeryResource) -> None:
+    import os
+
+    parent_record = lakery.save(StorableValue("parent"))
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            record = lakery.save(StorableValue("child"), tags={"from": "child"})
+            ok = lakery.load(parent_record).value == "parent" and lakery.load(record).value
+            code = 0 if ok == "child" else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    [child_record] = lakery.find(tags={"from": "child"})
+    assert lakery.load(child_record).value == "child"
