@@ -6,6 +6,9 @@ a notebook (top-level `await` allowed), on the embedded default (SQLite, local f
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -49,3 +52,18 @@ def test_notest_blocks_are_skipped(tmp_path: Path) -> None:
     page.write_text("```python\nx = 1\n```\n\n```python notest\nraise SystemExit\n```\n")
     assert python_blocks(page) == ["x = 1\n"]
 
+
+def test_site_builds(tmp_path: Path) -> None:
+    """`mkdocs build --strict`: every page in the nav exists, links and anchors resolve,
+    and the API reference renders from the docstrings."""
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "reference" / "index.html").exists()
