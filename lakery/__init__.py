@@ -1,5 +1,6 @@
 """lakery: store typed Python objects as content-hashed blobs, with records in SQL."""
 
+from lakery.common.exceptions import AccessDeniedError
 from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import IntegrityError
 from lakery.common.exceptions import InvalidClassIdError
@@ -18,6 +19,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     *_core_all,
+    "AccessDeniedError",
     "ConfigurationError",
     "IntegrityError",
     "InvalidClassIdError",

@@ -8,16 +8,22 @@ import re
 from pathlib import Path
 from typing import Any
 
-FENCE = re.compile(r"^```python([^\n]*)\n(.*?)^```", re.S | re.M)
+FENCE = re.compile(r"^(?:<!--([^>]*)-->\n)?```python\n(.*?)^```", re.S | re.M)
+"""A ```python block, with the marks of an HTML comment on the line before it, e.g.
+``<!-- notest -->`` (shown, never run) or ``<!-- notest s3 -->`` (run by the S3 tests)."""
 
 
-def python_blocks(path: Path, *, include_notest: bool = False) -> list[str]:
-    """The ```python blocks of a Markdown file, in order; ```python notest ones skipped."""
+def python_blocks(path: Path, *, marked: str | None = None) -> list[str]:
+    """The ```python blocks of a Markdown file, in order.
+
+    By default the blocks not marked ``notest``; with `marked`, only the blocks whose
+    marker comment names that word.
+    """
     blocks = []
-    for info, code in FENCE.findall(path.read_text()):
-        if "notest" in info.split() and not include_notest:
-            continue
-        blocks.append(code)
+    for marks, code in FENCE.findall(path.read_text()):
+        words = marks.split()
+        if (marked in words) if marked is not None else ("notest" not in words):
+            blocks.append(code)
     return blocks
 
 

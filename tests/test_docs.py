@@ -1,4 +1,5 @@
-"""Every Python block of the README and docs/ runs (blocks fenced ```python notest don't).
+"""Every Python block of the README and docs/ runs, except blocks marked ``<!-- notest -->``
+on the line before their fence (shown, not run).
 
 Each page runs top to bottom in a fresh namespace and a temporary working directory, like
 a notebook (top-level `await` allowed), on the embedded default (SQLite, local files).
@@ -49,8 +50,11 @@ def test_no_page_is_skipped_silently() -> None:
 
 def test_notest_blocks_are_skipped(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
-    page.write_text("```python\nx = 1\n```\n\n```python notest\nraise SystemExit\n```\n")
+    page.write_text(
+        "```python\nx = 1\n```\n\n<!-- notest s3 -->\n```python\nraise SystemExit\n```\n"
+    )
     assert python_blocks(page) == ["x = 1\n"]
+    assert python_blocks(page, marked="s3") == ["raise SystemExit\n"]
 
 
 def test_site_builds(tmp_path: Path) -> None:

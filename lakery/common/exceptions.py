@@ -11,6 +11,8 @@ LakeryError
 ├── NotFoundError             stored data or a record does not exist (also a FileNotFoundError)
 ├── IntegrityError            stored data does not match the size or hash in its record
 └── StorageError              a storage backend failed
+    └── AccessDeniedError     the backend refused the credentials or the permission
+                              (also a PermissionError)
 ```
 
 Errors carry the fields that identify what failed (component name, record id, content key)
@@ -22,6 +24,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AccessDeniedError",
     "ConfigurationError",
     "IntegrityError",
     "InvalidClassIdError",
@@ -117,3 +120,18 @@ class IntegrityError(LakeryError):
 
 class StorageError(LakeryError):
     """A storage backend failed (I/O error, access denied, service error)."""
+
+
+class AccessDeniedError(StorageError, PermissionError):
+    """A storage backend refused access: missing permission, or rejected credentials.
+
+    Attributes:
+        locator: the storage locator (or bucket and key) that was being accessed, if any.
+    """
+
+    def __init__(self, message: str, *, locator: Any = None) -> None:
+        super().__init__(message)
+        self.locator = locator
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

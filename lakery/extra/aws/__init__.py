@@ -1,0 +1,25 @@
+"""Amazon S3 (and S3-compatible servers: MinIO, Ceph, R2) for lakery, on aiobotocore.
+
+```python
+from lakery import Registry
+from lakery.extra.aws import S3Storage
+
+s3 = S3Storage("my-bucket", prefix="lakery")
+registry = Registry(modules=["lakery.builtin"], storages=[s3], default_storage=s3)
+```
+
+`S3Storage` needs a bucket, so a registry built from this module's `__all__` alone does
+not create one: pass an instance with `Registry(storages=[...])`. Needs the ``aws`` extra
+(``pip install 'lakery[aws]'``).
+"""
+
+try:
+    import aiobotocore  # noqa: F401
+except ImportError as exc:  # pragma: no cover - depends on the installed extras
+    msg = "lakery.extra.aws needs aiobotocore: install it with pip install 'lakery[aws]'"
+    raise ImportError(msg) from exc
+
+from lakery.common.exceptions import AccessDeniedError
+from lakery.extra.aws.storage import S3Storage
+
+__all__ = ["AccessDeniedError", "S3Storage"]
