@@ -13,11 +13,11 @@ from pydantic import Field
 from pydantic import PrivateAttr
 
 from lakery_dagster.inputs import load_input
+from lakery_dagster.outputs import context_attribute
 from lakery_dagster.outputs import save_output
 from lakery_dagster.resource import LakeryResource
 
 __all__ = ["LakeryIOManager", "LakeryIOWorker"]
-
 
 
 class LakeryIOWorker:
@@ -33,7 +33,9 @@ class LakeryIOWorker:
         self._lock = threading.Lock()
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
-        inputs = self._inputs_of(_get(context, "run_id"), _get(context, "step_key"))
+        inputs = self._inputs_of(
+            context_attribute(context, "run_id"), context_attribute(context, "step_key")
+        )
         save_output(context, obj, self.resource, inputs)
 
     def load_input(self, context: InputContext) -> Any:
@@ -125,12 +127,5 @@ def _step_of(context: InputContext) -> tuple[str, str] | None:
     try:
         step_context = context.step_context
         return step_context.run_id, step_context.step.key
-    except Exception:
-        return None
-
-
-def _get(context: Any, attribute: str) -> Any:
-    try:
-        return getattr(context, attribute)
     except Exception:
         return None

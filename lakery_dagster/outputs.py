@@ -212,7 +212,7 @@ def _context_tags(context: OutputContext) -> dict[str, str]:
     if context.has_asset_key:
         tags[ASSET_KEY] = context.asset_key.to_user_string()
     for tag, attribute in ((RUN_ID, "run_id"), (JOB, "job_name"), (STEP, "step_key")):
-        value = _get(context, attribute)
+        value = context_attribute(context, attribute)
         if value:
             tags[tag] = str(value)
     tags[OUTPUT] = context.name
@@ -260,7 +260,8 @@ def _dimensions(key: Any, partitions_def: Any) -> dict[str, str] | None:
     return None
 
 
-def _get(context: Any, attribute: str) -> Any:
+def context_attribute(context: Any, attribute: str) -> Any:
+    """`context.attribute`, or None where Dagster raises for it (e.g. outside a run)."""
     try:
         return getattr(context, attribute)
     except Exception:
@@ -270,5 +271,5 @@ def _get(context: Any, attribute: str) -> Any:
 def _describe(context: OutputContext) -> str:
     if context.has_asset_key:
         return f"the output of asset {context.asset_key.to_user_string()!r}"
-    step = _get(context, "step_key") or "?"
+    step = context_attribute(context, "step_key") or "?"
     return f"output {context.name!r} of step {step!r}"
