@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,19 @@ def test_public_functions_are_documented() -> None:
         if callable(getattr(lakery, n)) and not (getattr(lakery, n).__doc__ or "").strip()
     ]
     assert not undocumented
+
+
+def test_every_package_directory_is_a_package() -> None:
+    """setuptools ships only directories with an __init__.py (a missing one drops a module
+    from the wheel while the editable install still finds it)."""
+    root = Path(__file__).parents[1]
+    missing = [
+        str(directory.relative_to(root))
+        for top in ("lakery", "lakery_dagster")
+        for directory in (root / top).rglob("*")
+        if directory.is_dir()
+        and any(directory.glob("*.py"))
+        and not (directory / "__init__.py").exists()
+        and directory.name != "versions"  # alembic's migration scripts: package data
+    ]
+    assert not missing
