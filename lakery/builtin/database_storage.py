@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete
+from sqlalchemy import exists
 from sqlalchemy import insert
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -16,11 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import NotFoundError
 from lakery.core.records import BlobRecord
+from lakery.core.records import ContentRecord
 from lakery.core.records import utc_now
 from lakery.core.serializer import Buffer
 from lakery.core.session import add_before_commit
 from lakery.core.session import current_session
 from lakery.core.session import session_lock
+from lakery.core.storage import BlobInfo
 from lakery.core.storage import Locator
 from lakery.core.storage import Storage
 from lakery.core.storage import ValueWrite
@@ -30,6 +35,7 @@ __all__ = ["DatabaseStorage"]
 _HOOK_KEY = "lakery.database_storage.blobs"
 _INSERT_BATCH = 500
 _SELECT_BATCH = 500
+_LIST_PAGE = 1000
 
 
 class DatabaseStorage(Storage):
@@ -84,6 +90,46 @@ class DatabaseStorage(Storage):
         async with session_lock(session):
             await session.execute(delete(BlobRecord).where(BlobRecord.sha256 == locator["sha256"]))
 
+    async def list_blobs(self) -> AsyncIterator[BlobInfo]:
+        """Every row of ``lakery_blobs`` (without its bytes), in pages ordered by sha256,
+        read through the current session (garbage collection makes its session current)."""
+        session = current_session()
+        after = ""
+        while True:
+            query = (
+                select(BlobRecord.sha256, BlobRecord.size, BlobRecord.created_at)
+                .where(BlobRecord.sha256 > after)
+                .order_by(BlobRecord.sha256)
+                .limit(_LIST_PAGE)
+            )
+            async with session_lock(session):
+                rows = (await session.execute(query)).all()
+            for row in rows:
+                yield BlobInfo({"sha256": row.sha256}, row.sha256, row.size, row.created_at)
+            if len(rows) < _LIST_PAGE:
+                return
+            after = rows[-1].sha256
+
+    async def delete_blob(self, blob: BlobInfo, *, older_than: datetime) -> bool:
+        """Delete a blob's row in one statement, only if it is still older than `older_than`
+        and no content record has its hash.
+
+        A save that reuses the blob refreshes its ``created_at`` in the save's transaction
+        (a row lock on PostgreSQL, the write lock on SQLite), so this statement either runs
+        before that save touches the row (the save then inserts it anew) or after it
+        commits (and sees it fresh and referenced). The caller commits.
+        """
+        session = current_session()
+        referenced = exists().where(ContentRecord.content_hash == BlobRecord.sha256)
+        statement = delete(BlobRecord).where(
+            BlobRecord.sha256 == blob.sha256,
+            BlobRecord.created_at < older_than,
+            ~referenced,
+        )
+        async with session_lock(session):
+            result = await session.execute(statement)
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
 
 class _PendingBlobs:
     """Blobs of one saver, inserted in its transaction just before its rows."""
@@ -112,11 +158,11 @@ def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
     dialect = session.get_bind().dialect.name
     if dialect in {"postgresql", "sqlite"}:
         insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
-        statement = insert_(BlobRecord)
+        statement = insert_(BlobRecord.__table__)
         return statement.on_conflict_do_update(
             index_elements=["sha256"], set_={"created_at": statement.excluded.created_at}
         )
     if dialect in {"mysql", "mariadb"}:
-        return insert(BlobRecord).prefix_with("IGNORE")
+        return insert(BlobRecord.__table__).prefix_with("IGNORE")
     msg = f"DatabaseStorage supports SQLite, PostgreSQL and MySQL/MariaDB, not {dialect!r}"
     raise ConfigurationError(msg)

@@ -227,9 +227,9 @@ class Saver:
             )
             contents.extend(_content_row(item, part, now) for part in item.parts)
         await run_before_commit(self._session)
-        await self._session.execute(insert(ManifestRecord), manifests)
+        await self._session.execute(insert(ManifestRecord.__table__), manifests)
         if contents:
-            await self._session.execute(insert(ContentRecord), contents)
+            await self._session.execute(insert(ContentRecord.__table__), contents)
         await self._session.commit()
         return _detached_records(manifests, contents)
 
