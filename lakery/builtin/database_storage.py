@@ -143,7 +143,9 @@ class _PendingBlobs:
             self.blobs[sha256] = {"sha256": sha256, "size": size, "data": joined}
 
     async def __call__(self, session: AsyncSession) -> None:
-        rows = list(self.blobs.values())
+        # In sha256 order: concurrent saves of shared content then lock existing rows in
+        # the same order, so they wait for each other instead of deadlocking (PostgreSQL).
+        rows = sorted(self.blobs.values(), key=lambda row: row["sha256"])
         now = utc_now()
         for row in rows:
             row["created_at"] = now

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from collections.abc import Mapping
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 from typing import Any
@@ -18,6 +19,10 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from lakery.builtin.file_maintenance import delete_if_older
+from lakery.builtin.file_maintenance import delete_leftovers
+from lakery.builtin.file_maintenance import fan_out_folders
+from lakery.builtin.file_maintenance import scan_folder
 from lakery.common.exceptions import NotFoundError
 from lakery.common.exceptions import StorageError
 from lakery.core.errors import first_error
@@ -25,6 +30,7 @@ from lakery.core.serializer import Buffer
 from lakery.core.session import add_before_commit
 from lakery.core.session import saving_session
 from lakery.core.storage import READ_CHUNK_SIZE
+from lakery.core.storage import BlobInfo
 from lakery.core.storage import HashingStream
 from lakery.core.storage import Locator
 from lakery.core.storage import Storage
@@ -202,6 +208,44 @@ class FileStorage(Storage):
 
     def uri(self, locator: Locator) -> str | None:
         return self._path(locator).as_uri()
+
+    # -- maintenance ----------------------------------------------------------------------
+
+    async def list_blobs(self) -> AsyncIterator[BlobInfo]:
+        """Every file at a content address (``ab/<sha256>``) under `root`, one folder at a
+        time. Temporary files of writes in progress, symbolic links and files with other
+        names are not listed; the modification time is refreshed when a save reuses a file."""
+        folders = await anyio.to_thread.run_sync(fan_out_folders, self.root)
+        root = self.root.as_posix()
+        for folder in folders:
+            entries = await anyio.to_thread.run_sync(scan_folder, self.root / folder)
+            for name, size, modified in entries:
+                yield BlobInfo({"root": root, "key": f"{folder}/{name}"}, name, size, modified)
+
+    async def delete_blob(self, blob: BlobInfo, *, older_than: datetime) -> bool:
+        """Delete a file under `root` if it is still older than `older_than`.
+
+        The file is first renamed away (atomically), then its age checked again: a save
+        that reused it until that moment made it fresh, and it is put back. A save that
+        looks for it afterwards does not find it and writes it anew.
+        """
+        path = self._own_path(blob.locator)
+        return await anyio.to_thread.run_sync(delete_if_older, path, older_than.timestamp())
+
+    async def delete_leftovers(self, *, older_than: datetime, dry_run: bool = False) -> list[str]:
+        """Remove temporary files of interrupted writes last modified before `older_than`."""
+        return await anyio.to_thread.run_sync(
+            delete_leftovers, self.root, older_than.timestamp(), dry_run
+        )
+
+    def _own_path(self, locator: Locator) -> Path:
+        """The file of a locator that must be under this storage's own root."""
+        key = locator.get("key") if isinstance(locator, Mapping) else None
+        root = locator.get("root") if isinstance(locator, Mapping) else None
+        if not isinstance(key, str) or not _KEY.match(key) or root != self.root.as_posix():
+            msg = f"{locator!r} is not a blob under the root {self.root} of {self.name!r}"
+            raise StorageError(msg)
+        return self.root / key
 
     def _path(self, locator: Locator) -> Path:
         """The file for a locator: under the root it was written to, else under this root."""

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from typing import TypeAlias
 
@@ -28,6 +29,7 @@ from lakery.core.serializer import Buffer
 
 __all__ = [
     "HASH_ALGORITHM",
+    "BlobInfo",
     "HashingStream",
     "Locator",
     "Storage",
@@ -104,6 +106,42 @@ class Storage(Component, abc.ABC):
         """A URI for people to find the data (shown in the Dagster UI), if there is one."""
         return None
 
+    # -- maintenance (garbage collection) -----------------------------------------------
+
+    def list_blobs(self) -> AsyncIterator[BlobInfo]:
+        """Iterate over every blob this storage holds at its content addresses.
+
+        Used by garbage collection. Temporary objects of writes in progress are not blobs
+        and are not listed. A blob's `BlobInfo.modified` must be the last time it was
+        written *or reused by a save* (a storage that finds identical content already
+        present marks it as fresh), so that a collection that spares recent blobs never
+        removes one that a save is about to reference.
+
+        The default raises `NotImplementedError`: a storage that cannot list its blobs is
+        skipped by garbage collection.
+        """
+        msg = (
+            f"{type(self).__name__} ({self.name!r}) cannot list its blobs, so garbage "
+            "collection skips it; implement Storage.list_blobs() and Storage.delete_blob()"
+        )
+        raise NotImplementedError(msg)
+
+    async def delete_blob(self, blob: BlobInfo, *, older_than: datetime) -> bool:
+        """Delete a listed blob, but only if it was still last written before `older_than`.
+
+        The age is checked again at the moment of deletion (as atomically as the backend
+        allows), so a save that reused the blob since it was listed keeps it. Return
+        whether the blob was deleted. The default raises `NotImplementedError`.
+        """
+        msg = f"{type(self).__name__} ({self.name!r}) cannot delete blobs conditionally"
+        raise NotImplementedError(msg)
+
+    async def delete_leftovers(self, *, older_than: datetime, dry_run: bool = False) -> list[str]:
+        """Remove what interrupted writes left behind (temporary files, unfinished uploads)
+        that was last touched before `older_than`; return descriptions of what was (with
+        `dry_run`: would be) removed. The default finds nothing."""
+        return []
+
     async def put_values(self, writes: Sequence[ValueWrite]) -> list[Locator]:
         """Write several values and return their locators, in order.
 
@@ -138,6 +176,23 @@ class Storage(Component, abc.ABC):
 
         await _run_all(get, locators)
         return results
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """One blob found by `Storage.list_blobs`.
+
+    Attributes:
+        locator: the blob's locator, as a save would have recorded it.
+        sha256: the hex sha256 of the blob's content (from its content address).
+        size: its size in bytes, as the storage reports it.
+        modified: when it was last written or reused by a save (timezone-aware).
+    """
+
+    locator: Locator
+    sha256: str
+    size: int
+    modified: datetime
 
 
 @dataclass(frozen=True)

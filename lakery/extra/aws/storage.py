@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import re
 from collections.abc import AsyncIterator
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
+from datetime import UTC
+from datetime import datetime
 from typing import Any
 from typing import Literal
 from typing import TypeVar
@@ -22,6 +25,7 @@ from lakery.common.exceptions import NotFoundError
 from lakery.common.exceptions import StorageError
 from lakery.core.serializer import Buffer
 from lakery.core.storage import THREAD_THRESHOLD
+from lakery.core.storage import BlobInfo
 from lakery.core.storage import HashingStream
 from lakery.core.storage import Locator
 from lakery.core.storage import Storage
@@ -309,6 +313,94 @@ class S3Storage(Storage):
         bucket, key = layout.locator_parts(locator)
         return f"s3://{bucket}/{key}"
 
+    # -- maintenance (garbage collection) -------------------------------------------------
+
+    async def list_blobs(self) -> AsyncIterator[BlobInfo]:
+        """Every object at a content address under ``<prefix>/sha256/`` (ListObjectsV2,
+        page by page). Other keys, temporary objects and other prefixes are not listed; an
+        object's LastModified is when it was last PUT (every value write PUTs again)."""
+        base = self._content_base()
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"Prefix": base}
+            if token:
+                params["ContinuationToken"] = token
+            page = await self.call("ListObjectsV2", None, **params)
+            for item in page.get("Contents", []):
+                key = item["Key"]
+                fan, _, sha256 = key[len(base) :].partition("/")
+                if not _BLOB_NAME.match(sha256) or fan != sha256[:2]:
+                    continue
+                locator = {"bucket": self.bucket, "key": key}
+                yield BlobInfo(locator, sha256, int(item["Size"]), _utc(item["LastModified"]))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+
+    async def delete_blob(self, blob: BlobInfo, *, older_than: datetime) -> bool:
+        """HeadObject, then DeleteObject if LastModified is still before `older_than`.
+
+        S3 has no delete conditional on age, so a write of the same content that lands
+        between the two requests (a window of one round trip) is deleted with it; the
+        grace period of garbage collection makes that a write of content that was
+        unreferenced for the whole grace period and saved again at that very moment.
+        """
+        bucket, key = layout.locator_parts(blob.locator)
+        if bucket != self.bucket or not key.startswith(self._content_base()):
+            msg = f"{blob.locator!r} is not a blob of {self!r}"
+            raise StorageError(msg)
+        try:
+            head = await self.call("HeadObject", key)
+        except NotFoundError:
+            return False
+        if _utc(head["LastModified"]) >= older_than:
+            return False
+        await self.call("DeleteObject", key)
+        return True
+
+    async def delete_leftovers(self, *, older_than: datetime, dry_run: bool = False) -> list[str]:
+        """Abort multipart uploads under the prefix started before `older_than`, and delete
+        temporary stream objects (``<prefix>/tmp/``) last modified before it."""
+        removed: list[str] = []
+        prefix = f"{self.prefix}/" if self.prefix else ""
+        marker: dict[str, Any] = {}
+        while True:
+            page = await self.call("ListMultipartUploads", None, Prefix=prefix, **marker)
+            for upload_ in page.get("Uploads", []):
+                if _utc(upload_["Initiated"]) >= older_than:
+                    continue
+                key, upload_id = upload_["Key"], upload_["UploadId"]
+                if not dry_run:
+                    with contextlib.suppress(NotFoundError):
+                        await self.call("AbortMultipartUpload", key, UploadId=upload_id)
+                removed.append(f"multipart upload {upload_id} of s3://{self.bucket}/{key}")
+            if not page.get("IsTruncated"):
+                break
+            marker = {
+                "KeyMarker": page.get("NextKeyMarker", ""),
+                "UploadIdMarker": page.get("NextUploadIdMarker", ""),
+            }
+        temp = layout.temp_prefix(self.prefix)
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"Prefix": temp}
+            if token:
+                params["ContinuationToken"] = token
+            listing = await self.call("ListObjectsV2", None, **params)
+            for item in listing.get("Contents", []):
+                if _utc(item["LastModified"]) >= older_than:
+                    continue
+                if not dry_run:
+                    await self.call("DeleteObject", item["Key"])
+                removed.append(f"s3://{self.bucket}/{item['Key']}")
+            token = listing.get("NextContinuationToken")
+            if not listing.get("IsTruncated") or not token:
+                return removed
+
+    def _content_base(self) -> str:
+        """The key prefix (with a trailing slash) of all content addresses."""
+        return f"{self.prefix}/sha256/" if self.prefix else "sha256/"
+
     # -- calls --------------------------------------------------------------------------
 
     async def call(
@@ -381,6 +473,11 @@ class S3Storage(Storage):
 
 
 _OCTETS = "application/octet-stream"
+_BLOB_NAME = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 async def _joined(data: Sequence[Buffer], size: int) -> bytes | bytearray:

@@ -23,7 +23,6 @@ from typing import Any
 
 import anyio
 
-from lakery.common.exceptions import AccessDeniedError
 from lakery.common.exceptions import LakeryError
 from lakery.common.exceptions import NotFoundError
 from lakery.common.exceptions import StorageError
@@ -254,8 +253,8 @@ def _part_entry(number: int, response: Mapping[str, Any]) -> dict[str, Any]:
 async def _copy(
     storage: S3Storage, source_key: str, key: str, size: int, tags: Mapping[str, str]
 ) -> None:
-    if await _exists(storage, key, size):
-        return  # identical content is already stored
+    # Copied even when identical content is stored already: the new LastModified is what
+    # keeps garbage collection (which spares recent objects) away until the save commits.
     if size <= storage.copy_part_size:
         source = {"Bucket": storage.bucket, "Key": source_key}
         client = await storage._clients.get()
@@ -277,14 +276,6 @@ async def _copy(
     except BaseException:
         await upload.abort()
         raise
-
-
-async def _exists(storage: S3Storage, key: str, size: int) -> bool:
-    try:
-        head = await storage.call("HeadObject", key)
-    except (NotFoundError, AccessDeniedError):
-        return False  # without s3:ListBucket a missing object answers 403; just copy
-    return int(head.get("ContentLength", -1)) == size
 
 
 async def _delete_quietly(storage: S3Storage, key: str) -> None:

@@ -1,0 +1,254 @@
+"""The ``lakery`` commands: find, show, delete, gc, verify, db upgrade, db current."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from lakery.cli.context import Context
+from lakery.cli.output import human_bytes
+from lakery.cli.output import table
+from lakery.common.exceptions import LakeryError
+from lakery.core.query import find_manifests
+from lakery.core.query import get_manifests
+from lakery.core.records import ContentRecord
+from lakery.core.records import ManifestRecord
+from lakery.maintenance import collect_garbage
+from lakery.maintenance import database_revision
+from lakery.maintenance import delete_manifests
+from lakery.maintenance import upgrade_database
+from lakery.maintenance import verify_manifests
+
+__all__ = ["COMMANDS"]
+
+OK = 0
+PROBLEMS = 1
+"""Exit status when the command worked but found problems (verify, gc errors, not found)."""
+
+
+def _query(ctx: Context) -> dict[str, Any]:
+    args = ctx.args
+    return {
+        "tags": dict(args.tag or []) or None,
+        "cls": args.class_id,
+        "since": args.since,
+        "before": args.before,
+    }
+
+
+def _class_name(ctx: Context, record: ManifestRecord) -> str:
+    try:
+        return ctx.registry.get_storable(record.class_id).__qualname__
+    except LakeryError:
+        return ""
+
+
+def _manifest_dict(ctx: Context, record: ManifestRecord) -> dict[str, Any]:
+    return {
+        "id": str(record.id),
+        "created_at": record.created_at.isoformat(),
+        "class_id": record.class_id.hex,
+        "class": _class_name(ctx, record) or None,
+        "unpacker": record.unpacker_name,
+        "tags": record.tags,
+    }
+
+
+def _content_dict(ctx: Context, row: ContentRecord) -> dict[str, Any]:
+    try:
+        location = ctx.registry.get_storage(row.storage_name).uri(row.storage_data)
+    except LakeryError:
+        location = None
+    return {
+        "key": row.content_key,
+        "content_type": row.content_type,
+        "content_encoding": row.content_encoding,
+        "size": row.content_size,
+        "hash": f"{row.content_hash_algorithm}:{row.content_hash}",
+        "serializer": row.serializer_name,
+        "serializer_type": row.serializer_type,
+        "storage": row.storage_name,
+        "locator": row.storage_data,
+        "uri": location,
+        "tags": row.tags,
+    }
+
+
+async def find(ctx: Context) -> int:
+    limit = ctx.args.limit or None
+    async with ctx.session() as session:
+        records = await find_manifests(session, **_query(ctx), limit=limit)
+    if ctx.json:
+        ctx.emit([_manifest_dict(ctx, r) for r in records])
+        return OK
+    rows = [
+        (
+            r.id,
+            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            _class_name(ctx, r) or r.class_id.hex,
+            json.dumps(r.tags, ensure_ascii=False, sort_keys=True),
+        )
+        for r in records
+    ]
+    ctx.print(table(["id", "created (UTC)", "class", "tags"], rows))
+    ctx.print(f"{len(records)} manifest(s)" + (" (limit reached)" if len(records) == limit else ""))
+    return OK
+
+
+async def show(ctx: Context) -> int:
+    async with ctx.session() as session:
+        found = await get_manifests(session, [ctx.args.id], with_contents=True)
+    record = next(iter(found.values()), None)
+    if record is None:
+        sys.stderr.write(f"lakery: no manifest {ctx.args.id}\n")
+        return PROBLEMS
+    summary = _manifest_dict(ctx, record)
+    contents = [_content_dict(ctx, row) for row in record.contents]
+    if ctx.json:
+        ctx.emit({**summary, "contents": contents})
+        return OK
+    for key in ("id", "created_at", "class_id", "class", "unpacker"):
+        if summary[key] is not None:
+            ctx.print(f"{key + ':':12} {summary[key]}")
+    ctx.print(f"{'tags:':12} {json.dumps(record.tags, ensure_ascii=False, sort_keys=True)}")
+    rows = [
+        (
+            c["key"],
+            c["content_type"],
+            human_bytes(c["size"]),
+            c["hash"][:19],
+            c["serializer"],
+            c["storage"],
+            c["uri"] or json.dumps(c["locator"]),
+        )
+        for c in contents
+    ]
+    ctx.print()
+    headers = ["part", "type", "size", "hash", "serializer", "storage", "location"]
+    ctx.print(table(headers, rows))
+    return OK
+
+
+async def delete(ctx: Context) -> int:
+    args = ctx.args
+    ids = args.ids or None
+    async with ctx.session() as session:
+        result = await delete_manifests(
+            session,
+            ids=ids,
+            **_query(ctx),
+            limit=args.limit or None,
+            dry_run=args.dry_run,
+            progress=ctx.progress,
+        )
+    if ctx.json:
+        ctx.emit(result.to_dict())
+    else:
+        verb = "would delete" if result.dry_run else "deleted"
+        for record in result.manifests:
+            ctx.print(f"{verb} {record.id}  {json.dumps(record.tags, sort_keys=True)}")
+        for missing in result.missing:
+            ctx.print(f"not found: {missing}")
+        ctx.print(
+            f"{verb} {len(result.manifests)} manifest(s) with {result.contents} part(s) "
+            f"({human_bytes(result.content_bytes)}); their blobs stay until `lakery gc`"
+        )
+    return PROBLEMS if result.missing else OK
+
+
+async def gc(ctx: Context) -> int:
+    args = ctx.args
+    async with ctx.session() as session:
+        report = await collect_garbage(
+            session,
+            ctx.registry,
+            grace=args.grace,
+            delete=args.delete,
+            storages=args.storage or None,
+            progress=ctx.progress,
+        )
+    if ctx.json:
+        ctx.emit(report.to_dict())
+        return PROBLEMS if report.errors else OK
+    mode = "deleting" if args.delete else "dry run"
+    ctx.print(f"gc ({mode}): blobs last written before {report.cutoff.isoformat()} are candidates")
+    for s in report.storages:
+        if s.skipped:
+            ctx.print(f"  {s.storage}: skipped ({s.skipped})")
+            continue
+        line = (
+            f"  {s.storage}: {s.listed} blob(s) ({human_bytes(s.listed_bytes)}): "
+            f"{s.referenced} referenced, {s.recent} recent, {len(s.garbage)} garbage "
+            f"({human_bytes(s.garbage_bytes)})"
+        )
+        if args.delete:
+            line += f"; deleted {s.deleted} ({human_bytes(s.deleted_bytes)})"
+            line += f", kept {s.spared} reused meanwhile" if s.spared else ""
+        ctx.print(line)
+        if s.leftovers:
+            verb = "removed" if args.delete else "would remove"
+            ctx.print(f"    {verb} {len(s.leftovers)} temporary object(s) of interrupted writes")
+        for error in s.errors:
+            ctx.print(f"    error: {error}")
+    if not args.delete and report.garbage:
+        ctx.print(f"{report.garbage} blob(s) would be deleted; run with --delete to delete them")
+    return PROBLEMS if report.errors else OK
+
+
+async def verify(ctx: Context) -> int:
+    args = ctx.args
+    async with ctx.session() as session:
+        report = await verify_manifests(
+            session,
+            ctx.registry,
+            manifests=args.ids or None,
+            **_query(ctx),
+            sample=args.sample,
+            progress=ctx.progress,
+        )
+    if ctx.json:
+        ctx.emit(report.to_dict())
+    else:
+        for problem in report.problems:
+            ctx.print(f"{problem.kind.upper()}: {problem.message}")
+        status = "OK" if report.ok else f"{len(report.problems)} PROBLEM(S)"
+        ctx.print(
+            f"verified {report.parts} part(s) of {report.manifests} manifest(s) "
+            f"({human_bytes(report.bytes)}): {status}"
+        )
+    return OK if report.ok else PROBLEMS
+
+
+async def db_upgrade(ctx: Context) -> int:
+    change = await upgrade_database(ctx.engine, ctx.args.revision)
+    if ctx.json:
+        ctx.emit({"before": change.before, "after": change.after, "adopted": change.adopted})
+        return OK
+    if change.adopted:
+        ctx.print("found tables made by create_all: marked them as revision 0001")
+    if change.before == change.after and not change.adopted:
+        ctx.print(f"the schema is up to date (revision {change.after})")
+    else:
+        ctx.print(f"upgraded the schema from {change.before or 'nothing'} to {change.after}")
+    return OK
+
+
+async def db_current(ctx: Context) -> int:
+    revision = await database_revision(ctx.engine)
+    if ctx.json:
+        ctx.emit({"revision": revision})
+    else:
+        ctx.print(revision or "no lakery revision (tables missing, or made by create_all)")
+    return OK
+
+
+COMMANDS = {
+    "find": find,
+    "show": show,
+    "delete": delete,
+    "gc": gc,
+    "verify": verify,
+    "db upgrade": db_upgrade,
+    "db current": db_current,
+}

@@ -1,0 +1,102 @@
+"""Parsing the command line's values: tags, times, durations, storages, database URLs."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from lakery.common.exceptions import ConfigurationError
+from lakery.core.component import check_component_name
+from lakery.core.storage import Storage
+from lakery.core.storage_url import storage_from_url
+
+__all__ = [
+    "normalize_database_url",
+    "parse_duration",
+    "parse_storage",
+    "parse_tag",
+    "parse_time",
+    "redact_url",
+]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def parse_tag(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` (the value may be empty or contain ``=``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        msg = f"expected KEY=VALUE, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return key, value
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90`` or ``90s``, ``15m``, ``24h``, ``7d``, ``2w``."""
+    match = _DURATION.match(text)
+    if match is None:
+        msg = f"expected a duration such as 30s, 15m, 24h or 7d, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    unit = (match[2] or "s").lower()
+    return timedelta(seconds=float(match[1]) * _UNITS[unit])
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time (UTC unless it says otherwise), or a duration meaning "ago"."""
+    if _DURATION.match(text):
+        return datetime.now(UTC) - parse_duration(text)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        msg = f"expected an ISO time such as 2026-01-31T12:00:00+00:00 or a duration, got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def parse_storage(text: str, *, s3_endpoint_url: str = "", s3_region: str = "") -> Storage:
+    """``[NAME=]URL``: a storage from `lakery.core.storage_url`, optionally renamed."""
+    name: str | None = None
+    left, sep, right = text.partition("=")
+    if sep and "://" not in left and left and right:
+        name, text = left, right
+    storage = storage_from_url(text, s3_endpoint_url=s3_endpoint_url, s3_region=s3_region)
+    if storage is None:
+        msg = "--storage-url needs a URL, e.g. file:///data/lakery or s3://bucket/prefix"
+        raise ConfigurationError(msg)
+    if name is not None:
+        storage.name = check_component_name(name, owner="--storage-url")
+    return storage
+
+
+def normalize_database_url(url: str) -> str:
+    """Check a database URL and give it an async driver (``postgresql://`` becomes
+    ``postgresql+asyncpg://``, ``sqlite:///`` becomes ``sqlite+aiosqlite:///``)."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        msg = (
+            f"malformed database URL {redact_url(url)!r}; use e.g. "
+            "'postgresql+asyncpg://user@host:5432/db' or 'sqlite+aiosqlite:///path/lakery.db'"
+        )
+        raise ConfigurationError(msg) from None
+    backend = parsed.get_backend_name()
+    backend = "postgresql" if backend == "postgres" else backend
+    if "+" not in parsed.drivername and backend in _ASYNC_DRIVERS:
+        parsed = parsed.set(drivername=_ASYNC_DRIVERS[backend])
+    return parsed.render_as_string(hide_password=False)
+
+
+def redact_url(url: str) -> str:
+    """The URL with its password replaced by ``***`` (safe to print)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable database URL>"

@@ -1,0 +1,145 @@
+"""Schema migrations: bring a database's lakery tables up to date with Alembic.
+
+The migration scripts ship in `lakery.migrations`; their first revision (``"0001"``)
+creates exactly what `BaseRecord.create_all` creates. A database whose tables were made by
+`create_all` (and never migrated) is adopted: it is stamped at that first revision, then
+upgraded. The revision is kept in ``lakery_alembic_version``, so lakery's migrations do not
+interfere with an Alembic setup of your own in the same database.
+
+```python
+from lakery.maintenance import upgrade_database
+
+change = await upgrade_database(engine)  # e.g. SchemaChange(before=None, after="0001")
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from lakery.common.exceptions import ConfigurationError
+
+__all__ = [
+    "BASELINE_REVISION",
+    "VERSION_TABLE",
+    "SchemaChange",
+    "alembic_config",
+    "database_revision",
+    "object_filter",
+    "upgrade_database",
+]
+
+VERSION_TABLE = "lakery_alembic_version"
+"""The table that holds the revision of lakery's schema."""
+
+BASELINE_REVISION = "0001"
+"""The revision equal to the schema of `BaseRecord.create_all` in lakery 0.1."""
+
+TABLES = ("lakery_manifests", "lakery_contents", "lakery_blobs")
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    """The revision of lakery's schema before and after `upgrade_database`.
+
+    Attributes:
+        before: the revision found (None: no lakery tables, or tables never migrated).
+        after: the revision now.
+        adopted: the tables existed without a revision (made by `create_all`) and were
+            stamped at `BASELINE_REVISION` first.
+    """
+
+    before: str | None
+    after: str | None
+    adopted: bool = False
+
+
+def alembic_config() -> Any:
+    """An Alembic `Config` for lakery's migrations (no ini file needed)."""
+    from alembic.config import Config
+
+    import lakery.migrations
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(lakery.migrations.__file__).parent))
+    return config
+
+
+def object_filter(dialect: str) -> Callable[..., bool]:
+    """Alembic's ``include_object`` for a database of `dialect` (e.g. ``"sqlite"``): only
+    lakery's tables and their objects are managed, and indexes limited to another dialect
+    (``Index(...).ddl_if(dialect=...)``, such as the PostgreSQL GIN index on tags) are
+    left out."""
+
+    def include_object(
+        obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+    ) -> bool:
+        if type_ == "table":
+            return name in TABLES
+        table = getattr(obj, "table", None)
+        if table is not None and table.name not in TABLES:
+            return False
+        if type_ == "index" and not reflected:
+            only = getattr(getattr(obj, "_ddl_if", None), "dialect", None)
+            if only is not None and only != dialect:
+                return False
+        return True
+
+    return include_object
+
+
+async def database_revision(engine: AsyncEngine) -> str | None:
+    """The revision of lakery's schema in the database (None if never migrated)."""
+    async with engine.connect() as connection:
+        return await connection.run_sync(_current_revision)
+
+
+async def upgrade_database(engine: AsyncEngine, revision: str = "head") -> SchemaChange:
+    """Upgrade lakery's tables to `revision` (default: the newest), in one transaction
+    where the database supports transactional DDL (PostgreSQL, SQLite).
+
+    Tables created by `BaseRecord.create_all` without migrations are adopted first
+    (stamped at `BASELINE_REVISION`).
+    """
+    async with engine.begin() as connection:
+        return await connection.run_sync(_upgrade, revision)
+
+
+def _upgrade(connection: Connection, revision: str) -> SchemaChange:
+    from alembic import command
+
+    before = _current_revision(connection)
+    adopted = False
+    if before is None:
+        present = [t for t in TABLES if inspect(connection).has_table(t)]
+        if present and len(present) < len(TABLES):
+            msg = (
+                f"the database has only some of lakery's tables ({', '.join(present)}); "
+                "restore the others or drop these before running the migrations"
+            )
+            raise ConfigurationError(msg)
+        if present:
+            _run(connection, command.stamp, BASELINE_REVISION)
+            adopted = True
+    _run(connection, command.upgrade, revision)
+    return SchemaChange(before, _current_revision(connection), adopted)
+
+
+def _run(connection: Connection, action: Any, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    action(config, revision)
+
+
+def _current_revision(connection: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
+    return context.get_current_revision()

@@ -1,0 +1,158 @@
+"""The Alembic migrations build exactly the schema of `BaseRecord.create_all`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from lakery import BaseRecord
+from lakery import ConfigurationError
+from lakery.cli import main
+from lakery.maintenance import BASELINE_REVISION
+from lakery.maintenance import database_revision
+from lakery.maintenance import upgrade_database
+from lakery.maintenance.schema import TABLES
+from lakery.maintenance.schema import alembic_config
+from lakery.maintenance.schema import object_filter
+
+ROOT = Path(__file__).parents[2]
+
+
+def structure(connection: Connection) -> dict[str, Any]:
+    """Everything reflection tells about lakery's tables."""
+    inspector = inspect(connection)
+    found: dict[str, Any] = {}
+    for table in TABLES:
+        found[table] = {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], c.get("default"))
+                for c in inspector.get_columns(table)
+            ],
+            "primary key": inspector.get_pk_constraint(table)["constrained_columns"],
+            "foreign keys": [
+                (f["constrained_columns"], f["referred_table"], f["referred_columns"], f["options"])
+                for f in inspector.get_foreign_keys(table)
+            ],
+            "indexes": sorted(
+                (
+                    i["name"],
+                    tuple(i["column_names"]),
+                    bool(i["unique"]),
+                    sorted(i.get("dialect_options", {}).items()),
+                )
+                for i in inspector.get_indexes(table)
+            ),
+            "unique constraints": sorted(
+                (u["name"], tuple(u["column_names"]))
+                for u in inspector.get_unique_constraints(table)
+            ),
+        }
+    return found
+
+
+def differences(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(
+        connection,
+        opts={"include_object": object_filter(connection.dialect.name), "compare_type": True},
+    )
+    return compare_metadata(context, BaseRecord.metadata)
+
+
+async def inspect_database(url: str) -> tuple[dict[str, Any], list[Any], str | None]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            shape = await connection.run_sync(structure)
+            diff = await connection.run_sync(differences)
+        return shape, diff, await database_revision(engine)
+    finally:
+        await engine.dispose()
+
+
+async def create_all(url: str) -> None:
+    engine = create_async_engine(url)
+    try:
+        await BaseRecord.create_all(engine)
+    finally:
+        await engine.dispose()
+
+
+def test_migrations_build_the_create_all_schema(new_database: Callable[[], str]) -> None:
+    by_create_all, by_migrations = new_database(), new_database()
+    asyncio.run(create_all(by_create_all))
+    assert main(["db", "upgrade", "--database-url", by_migrations, "-q"]) == 0
+    expected, expected_diff, before = asyncio.run(inspect_database(by_create_all))
+    migrated, diff, revision = asyncio.run(inspect_database(by_migrations))
+    assert expected_diff == [] and before is None
+    assert diff == []
+    assert migrated == expected
+    assert revision == BASELINE_REVISION
+    indexes = {i[0] for i in migrated["lakery_manifests"]["indexes"]}
+    assert "ix_lakery_manifests_class_id_created_at" in indexes
+    gin = "ix_lakery_manifests_tags_gin" in indexes
+    assert gin == by_migrations.startswith("postgresql")
+
+
+def test_upgrade_adopts_create_all_tables_and_is_idempotent(
+    new_database: Callable[[], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = new_database()
+    asyncio.run(create_all(url))
+    assert main(["db", "upgrade", "--database-url", url]) == 0
+    assert "marked them as revision 0001" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--database-url", url, "--json"]) == 0
+    assert '"before": "0001"' in capsys.readouterr().out
+    assert main(["db", "current", "--database-url", url]) == 0
+    assert capsys.readouterr().out.strip() == BASELINE_REVISION
+    assert asyncio.run(inspect_database(url))[1] == []
+
+
+def test_downgrade_and_partial_schemas(new_database: Callable[[], str]) -> None:
+    url = new_database()
+
+    async def scenario() -> None:
+        engine = create_async_engine(url)
+        try:
+            change = await upgrade_database(engine)
+            assert (change.before, change.after, change.adopted) == (None, "0001", False)
+
+            def downgrade(connection: Connection) -> None:
+                from alembic import command
+
+                config = alembic_config()
+                config.attributes["connection"] = connection
+                command.downgrade(config, "base")
+
+            async with engine.begin() as connection:
+                await connection.run_sync(downgrade)
+                names = await connection.run_sync(lambda c: inspect(c).get_table_names())
+            assert not set(names) & set(TABLES)
+            async with engine.begin() as connection:
+                await connection.execute(text("DROP TABLE lakery_alembic_version"))
+                await connection.run_sync(BaseRecord.metadata.tables["lakery_blobs"].create)
+            with pytest.raises(ConfigurationError, match="only some of lakery's tables"):
+                await upgrade_database(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_one_head_and_packaged_scripts() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    assert script.get_heads() == [BASELINE_REVISION]
+    base = ROOT / "lakery" / "migrations"
+    assert (base / "env.py").is_file() and (base / "script.py.mako").is_file()
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert '"lakery.migrations" = ["script.py.mako"]' in pyproject
