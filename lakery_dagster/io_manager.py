@@ -19,18 +19,23 @@ from lakery_dagster.resource import LakeryResource
 
 __all__ = ["LakeryIOManager", "LakeryIOWorker"]
 
+_STEP_INPUTS: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
+"""``{(run_id, step_key): {input_name: {label: manifest_id}}}`` for every worker in the process."""
+_STEP_INPUTS_LOCK = threading.Lock()
+
 
 class LakeryIOWorker:
     """What `LakeryIOManager` does, outside the pydantic shell.
 
     Remembers which manifests each step loaded so that the step's outputs record them
-    (tags ``dagster/input/...`` and metadata ``lakery/inputs``).
+    (tags ``dagster/input/...`` and metadata ``lakery/inputs``). What was loaded is kept
+    per process, not per worker: an input is loaded by the IO manager of its upstream
+    output, and the step's own outputs may go to another `LakeryIOManager`.
     """
 
     def __init__(self, resource: LakeryResource) -> None:
         self.resource = resource
-        self._loaded: dict[tuple[str, str], dict[str, dict[str, str]]] = {}
-        self._lock = threading.Lock()
+        self._steps: set[tuple[str, str]] = set()
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
         inputs = self._inputs_of(
@@ -42,15 +47,23 @@ class LakeryIOWorker:
         value, loaded = load_input(context, self.resource)
         step = _step_of(context)
         if step is not None and context.has_input_name:
-            with self._lock:
-                self._loaded.setdefault(step, {})[context.name] = loaded
+            with _STEP_INPUTS_LOCK:
+                _STEP_INPUTS.setdefault(step, {})[context.name] = loaded
+                self._steps.add(step)
         return value
+
+    def forget(self) -> None:
+        """Drop what the steps of this worker loaded (at the end of the run)."""
+        with _STEP_INPUTS_LOCK:
+            for step in self._steps:
+                _STEP_INPUTS.pop(step, None)
+            self._steps.clear()
 
     def _inputs_of(self, run_id: str | None, step_key: str | None) -> dict[str, dict[str, str]]:
         if run_id is None or step_key is None:
             return {}
-        with self._lock:
-            return dict(self._loaded.get((run_id, step_key), {}))
+        with _STEP_INPUTS_LOCK:
+            return dict(_STEP_INPUTS.get((run_id, step_key), {}))
 
 
 class LakeryIOManager(ConfigurableIOManager):
@@ -107,7 +120,9 @@ class LakeryIOManager(ConfigurableIOManager):
         self._worker = LakeryIOWorker(self.lakery)
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
-        self._worker = None
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.forget()
 
     @property
     def worker(self) -> LakeryIOWorker:

@@ -1,8 +1,10 @@
-"""Save and load storables on the embedded default: an SQLite file and local files.
+"""lakery from plain async Python, no Dagster: save and load on SQLite and local files.
 
-Run it with `bash scripts/example.sh` (or `python examples/quickstart.py --data DIR`).
-Everything goes under `.lakery/` (or DIR), so a second run finds the first run's data:
-identical content is stored once.
+    python example_project/quickstart.py [--data DIR]
+
+Everything goes under ``.lakery/quickstart/`` (or DIR), so a second run finds the first
+run's data: identical content is stored once. The Dagster example is `example_project`
+(``bash scripts/example.sh``).
 """
 
 from __future__ import annotations
@@ -92,7 +94,7 @@ async def main(data: Path) -> None:
         manifests = await session.scalar(select(func.count()).select_from(ManifestRecord))
         total = await session.scalar(select(func.sum(ContentRecord.content_size)))
 
-    print(f"lakery example — data in {data}")
+    print(f"lakery quickstart — data in {data}")
     print(f"  summary loaded back: {loaded_summary.value}")
     print(f"  {len(records)} measurements loaded back and equal to what was saved")
     print(f"  stream of {len(items)} readings loaded back and verified")
@@ -113,7 +115,9 @@ async def main(data: Path) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, default=Path(".lakery"), help="where to keep data")
+    parser.add_argument(
+        "--data", type=Path, default=Path(".lakery/quickstart"), help="where to keep data"
+    )
     data = parser.parse_args().data.resolve()
     data.mkdir(parents=True, exist_ok=True)
     asyncio.run(main(data))
