@@ -27,9 +27,11 @@ from lakery.core.serializer import StreamSerializer
 from lakery.core.storable import Storable
 from lakery.core.storable import get_class_id
 from lakery.core.storable import get_unpacker
+from lakery.core.storage import BlobInfo
 from lakery.core.storage import HashingStream
 from lakery.core.storage import Locator
 from lakery.core.storage import Storage
+from lakery.core.storage import ValueWrite
 from lakery.core.unpacker import UnpackedContents
 from lakery.core.unpacker import UnpackedValue
 from lakery.core.unpacker import UnpackedValueStream
@@ -37,6 +39,7 @@ from lakery.core.unpacker import Unpacker
 
 __all__ = [
     "BaseRecord",
+    "BlobInfo",
     "BlobRecord",
     "Buffer",
     "Component",
@@ -60,6 +63,7 @@ __all__ = [
     "UnpackedValue",
     "UnpackedValueStream",
     "Unpacker",
+    "ValueWrite",
     "fetch_contents",
     "find_manifests",
     "get_class_id",
