@@ -32,7 +32,6 @@ def test_copy_is_verbatim() -> None:
 
 
 async def test_dataclass_snippets(database_url: str, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    pytest.importorskip("lakery.extra.pydantic")  # the seed's registry names it
     monkeypatch.chdir(tmp_path)
     setup = seed_block("create_async_engine(")
     if not database_url.startswith("sqlite"):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
 import dagster as dg
-import pytest
 
 from lakery.builtin import StorableValue
 from lakery_dagster import LakeryIOManager
@@ -126,12 +124,8 @@ def test_values_collections_tags_and_metadata(
     assert _meta(_latest(instance, "in_order"), "lakery/layout")["kind"] == "list"
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("lakery.extra.numpy") is None, reason="lakery.extra.numpy missing"
-)
 def test_numpy_array_output(lakery_url: str, instance: dg.DagsterInstance) -> None:
-    np = pytest.importorskip("numpy")
-    pytest.importorskip("lakery.extra.numpy")
+    import numpy as np
 
     lakery = LakeryResource(
         database_url=lakery_url, registry_modules=["lakery.builtin", "lakery.extra.numpy"]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -128,9 +127,6 @@ def test_configured_from_run_config(lakery_url: str, tmp_path: Path) -> None:
     checker.close()
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("lakery.extra.aws") is None, reason="lakery.extra.aws missing"
-)
 def test_s3_storage_url_builds_s3_storage() -> None:
     lakery = LakeryResource(
         database_url="sqlite://",
