@@ -1,29 +1,40 @@
-"""Bulk save and load of small StorableValues: objects/s on SQLite and PostgreSQL.
+"""Bulk save and load of small pydantic storables: objects/s on SQLite and PostgreSQL.
 
-Prints lakery's rate next to a plain batched SQLAlchemy insert of the same number of
-manifest and content rows (the floor a save cannot beat), measured side by side.
+For each database (SQLite, PostgreSQL) and storage (files, the database itself), each
+repeat runs, interleaved (the order alternates from one repeat to the next):
 
-    python benchmarks/bulk_save.py [--count 10000] [--repeats 3] [--postgres URL]
+- lakery: one `new_saver` block saving `count` small `StorableModel`s, then one
+  `new_loader` block loading them back from the records the save returned;
+- labox (installed in a throwaway venv, see `labox_env`): the same models, tags, storage
+  kind and database (its own tables), in its own process, timed inside that process;
+- a plain batched SQLAlchemy insert of the same number of manifest and content rows (no
+  serialization, hashing or blobs): the floor a save cannot beat;
+- with file storage, also a plain loop writing each model's JSON to a file named by its
+  sha256 (``open``/``write``/``close``, no temporary name, no fsync): the rate at which
+  this file system creates small files, which no file-per-object design can beat.
+
+Each run starts from empty tables and an empty storage directory.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from benchmarks import labox_env
+from benchmarks.common import Row
+from benchmarks.labox_driver import CLASS_ID
+from benchmarks.labox_driver import reading_fields
+from benchmarks.labox_driver import reading_tags
 from lakery import BaseRecord
 from lakery import ContentRecord
 from lakery import ManifestRecord
@@ -31,8 +42,22 @@ from lakery import Registry
 from lakery import new_loader
 from lakery import new_saver
 from lakery.builtin import FileStorage
-from lakery.builtin import StorableValue
 from lakery.core.records import utc_now
+from lakery.extra.pydantic import StorableModel
+
+
+class Reading(StorableModel, class_id=CLASS_ID):
+    """The benchmark's small model (the same fields as labox's side)."""
+
+    sensor: str
+    index: int
+    taken_at: str
+    values: list[float]
+    flags: dict[str, bool]
+    note: str
+
+
+MODULES = ["lakery.builtin", "lakery.extra.pydantic"]
 
 
 async def reset(engine: AsyncEngine) -> None:
@@ -41,54 +66,68 @@ async def reset(engine: AsyncEngine) -> None:
         await connection.run_sync(BaseRecord.metadata.create_all)
 
 
-async def lakery_save(engine: AsyncEngine, registry: Registry, count: int) -> list[ManifestRecord]:
+async def lakery_run(url: str, storage: str, root: Path, count: int) -> tuple[float, float]:
+    """One timed lakery save and load; (save seconds, load seconds)."""
+    if storage == "files":
+        registry = Registry(modules=MODULES, default_storage=FileStorage(root))
+    else:
+        registry = Registry(modules=MODULES)  # the database storage is the default
+    engine = create_async_engine(url)
+    await reset(engine)
     new_session = async_sessionmaker(engine, expire_on_commit=True)
+    objects = [Reading(**reading_fields(i)) for i in range(count)]
+
+    started = time.perf_counter()
     async with new_session() as session:
         async with new_saver(session=session, registry=registry) as saver:
-            futures = [
-                saver.save_soon(StorableValue({"i": i, "name": f"item-{i}"}), tags={"n": str(i)})
-                for i in range(count)
-            ]
-    return [f.get() for f in futures]
+            saved = [saver.save_soon(o, tags=reading_tags(i)) for i, o in enumerate(objects)]
+    save_seconds = time.perf_counter() - started
+    records = [future.get() for future in saved]
 
-
-async def lakery_load(engine: AsyncEngine, registry: Registry, records: list) -> None:  # type: ignore[type-arg]
-    new_session = async_sessionmaker(engine, expire_on_commit=True)
+    started = time.perf_counter()
     async with new_session() as session:
         async with new_loader(session=session, registry=registry) as loader:
-            futures = [loader.load_soon(r, StorableValue) for r in records]
-    assert futures[-1].get().value["i"] == len(records) - 1
+            loading = [loader.load_soon(record, Reading) for record in records]
+    load_seconds = time.perf_counter() - started
+    loaded = [future.get() for future in loading]
+    assert loaded[-1] == objects[-1] and len(loaded) == count
+    await engine.dispose()
+    return save_seconds, load_seconds
 
 
-async def plain_insert(engine: AsyncEngine, count: int) -> None:
-    """The same rows through one batched SQLAlchemy insert per table, no blobs."""
+async def plain_insert(url: str, count: int) -> float:
+    """Seconds for one batched SQLAlchemy insert per table of the same rows (no blobs)."""
+    engine = create_async_engine(url)
+    await reset(engine)
     now = utc_now()
+    class_id = uuid.UUID(CLASS_ID)
     manifests, contents = [], []
+    started = time.perf_counter()
     for i in range(count):
         manifest_id = uuid.uuid4()
         manifests.append(
             {
                 "id": manifest_id,
                 "created_at": now,
-                "class_id": uuid.uuid4(),
-                "unpacker_name": "u",
-                "tags": {"n": str(i)},
+                "class_id": class_id,
+                "unpacker_name": "lakery.pydantic.model@v1",
+                "tags": reading_tags(i),
             }
         )
         contents.append(
             {
                 "id": uuid.uuid4(),
                 "manifest_id": manifest_id,
-                "content_key": "value",
+                "content_key": "model",
                 "content_type": "application/json",
                 "content_encoding": "utf-8",
-                "content_size": 10,
+                "content_size": 300,
                 "content_hash": "0" * 64,
                 "content_hash_algorithm": "sha256",
-                "serializer_name": "s",
+                "serializer_name": "lakery.pydantic.json@v1",
                 "serializer_type": "value",
-                "storage_name": "x",
-                "storage_data": {"sha256": "0" * 64},
+                "storage_name": "lakery.file@v1",
+                "storage_data": {"root": "/x", "key": "00/" + "0" * 64},
                 "tags": {},
                 "created_at": now,
             }
@@ -97,63 +136,115 @@ async def plain_insert(engine: AsyncEngine, count: int) -> None:
         await session.execute(insert(ManifestRecord), manifests)
         await session.execute(insert(ContentRecord), contents)
         await session.commit()
-
-
-async def timed(function: Callable[[], Awaitable[object]]) -> tuple[float, object]:
-    start = time.perf_counter()
-    result = await function()
-    return time.perf_counter() - start, result
-
-
-async def run(url: str, label: str, count: int, repeats: int, root: Path) -> None:
-    engine = create_async_engine(url)
-    storages = {
-        "database": Registry(modules=["lakery.builtin"]),
-        "files": Registry(modules=["lakery.builtin"], default_storage=FileStorage(root / label)),
-    }
-    rates: dict[str, list[float]] = {}
-    for _ in range(repeats):  # interleaved, so machine noise hits every variant alike
-        await reset(engine)
-        seconds, _ = await timed(lambda: plain_insert(engine, count))
-        rates.setdefault("plain insert", []).append(count / seconds)
-        for name, registry in storages.items():
-            await reset(engine)
-            seconds, records = await timed(lambda r=registry: lakery_save(engine, r, count))
-            rates.setdefault(f"save ({name})", []).append(count / seconds)
-            seconds, _ = await timed(
-                lambda r=registry, saved=records: lakery_load(engine, r, saved)  # type: ignore[arg-type]
-            )
-            rates.setdefault(f"load ({name})", []).append(count / seconds)
+    seconds = time.perf_counter() - started
     await engine.dispose()
-    floor = statistics.median(rates["plain insert"])
-    for name, values in rates.items():
-        median = statistics.median(values)
-        print(
-            f"{label:10} {name:18} {median:10,.0f} objects/s  {median / floor:6.2f}x plain insert"
-        )
+    return seconds
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--count", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        await run(
-            f"sqlite+aiosqlite:///{root / 'bench.db'}", "sqlite", args.count, args.repeats, root
-        )
-        try:
-            engine = create_async_engine(args.postgres)
-            async with engine.connect() as connection:
-                await connection.execute(text("select 1"))
-            await engine.dispose()
-        except Exception as exc:
-            print(f"postgresql skipped: {exc!r}")
-            return
-        await run(args.postgres, "postgresql", args.count, args.repeats, root)
+def raw_file_writes(root: Path, count: int) -> float:
+    """Seconds to write `count` model bodies to content-addressed files, nothing else."""
+    import hashlib
+
+    bodies = [Reading(**reading_fields(i)).model_dump_json().encode() for i in range(count)]
+    started = time.perf_counter()
+    for body in bodies:
+        digest = hashlib.sha256(body).hexdigest()
+        folder = root / digest[:2]
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / digest, "wb") as file:
+            file.write(body)
+    return time.perf_counter() - started
 
 
-if __name__ == "__main__":
-    asyncio.run(main())
+def run(
+    *,
+    count: int,
+    repeats: int,
+    postgres_url: str | None,
+    labox_python: Path | None,
+    work: Path,
+    log: Any = print,
+) -> list[Row]:
+    """The rows of this benchmark (see the module docstring)."""
+    databases = [("sqlite", None)]
+    if postgres_url is not None:
+        databases.append(("postgresql", postgres_url))
+    rows: list[Row] = []
+    for database, url in databases:
+        for storage in ("files", "database"):
+            samples: dict[str, list[float]] = {k: [] for k in ("save", "load", "lsave", "lload")}
+            plain: list[float] = []
+            raw_files: list[float] = []
+            for repeat in range(repeats):
+                order = ["lakery", "labox"] if repeat % 2 == 0 else ["labox", "lakery"]
+                for who in order:
+                    with tempfile.TemporaryDirectory(dir=work, prefix=f"bulk-{who}-") as temp:
+                        db = url or f"sqlite+aiosqlite:///{Path(temp) / 'bench.db'}"
+                        files = Path(temp) / "files"
+                        if who == "lakery":
+                            save, load = asyncio.run(lakery_run(db, storage, files, count))
+                            samples["save"].append(count / save)
+                            samples["load"].append(count / load)
+                        elif labox_python is not None:
+                            config = {"url": db, "storage": storage, "root": str(files)}
+                            result = labox_env.run_driver(labox_python, {**config, "count": count})
+                            samples["lsave"].append(count / result["save"])
+                            samples["lload"].append(count / result["load"])
+                with tempfile.TemporaryDirectory(dir=work, prefix="bulk-plain-") as temp:
+                    db = url or f"sqlite+aiosqlite:///{Path(temp) / 'bench.db'}"
+                    plain.append(count / asyncio.run(plain_insert(db, count)))
+                    if storage == "files":
+                        raw_files.append(count / raw_file_writes(Path(temp) / "raw", count))
+                log(
+                    f"  bulk {database}/{storage} repeat {repeat + 1}/{repeats}: lakery save "
+                    f"{samples['save'][-1]:,.0f}/s load {samples['load'][-1]:,.0f}/s"
+                    + (
+                        f"; labox save {samples['lsave'][-1]:,.0f}/s "
+                        f"load {samples['lload'][-1]:,.0f}/s"
+                        if samples["lsave"]
+                        else ""
+                    )
+                )
+            case = f"{database}/{storage}"
+            extra = {"count": count, "plain_insert_objects_per_s": plain}
+            for verb, ours, theirs in (("save", "save", "lsave"), ("load", "load", "lload")):
+                rows.append(
+                    Row(
+                        "bulk",
+                        f"{verb} {case}",
+                        "objects/s",
+                        True,
+                        samples[ours],
+                        samples[theirs],
+                        "labox 0.1.0" if samples[theirs] else "",
+                        goal=">= 5x labox" if samples[theirs] else "",
+                        goal_ratio=5.0 if samples[theirs] else None,
+                        extra=dict(extra),
+                    )
+                )
+            rows.append(
+                Row(
+                    "bulk",
+                    f"save {case} vs plain insert",
+                    "objects/s",
+                    True,
+                    list(samples["save"]),
+                    plain,
+                    "plain batched insert, 2 rows/object",
+                    extra={"count": count},
+                )
+            )
+            if raw_files:
+                rows.append(
+                    Row(
+                        "bulk",
+                        f"save {case} vs raw file writes",
+                        "objects/s",
+                        True,
+                        list(samples["save"]),
+                        raw_files,
+                        "raw small-file writes, no fsync",
+                        extra={"count": count},
+                    )
+                )
+    return rows

@@ -1,70 +1,53 @@
 """Throughput of lakery's S3Storage next to raw aiobotocore, on the same bytes, in one run.
 
-    .venv/bin/python benchmarks/s3_throughput.py [--small-count 200] [--small-kib 64]
-                                                 [--stream-mib 64] [--part-mib 8] [--repeat 3]
+A moto S3 server (``python -m moto.server``) runs on a free 127.0.0.1 port with dummy
+credentials, so nothing leaves the machine. Each repeat, with fresh bytes (so that
+deduplication never skips work), measures one after the other:
 
-Starts a moto S3 server (``python -m moto.server``) on a free 127.0.0.1 port with dummy
-credentials, so nothing leaves the machine, and measures:
+- small objects: `put_value` / `get_value` of many small values, at most `concurrency` at a
+  time, next to `put_object` of the same bytes and `get_object` of the very same objects;
+- a multi-part stream: `put_stream` of 1 MiB chunks (a multipart upload to a temporary key,
+  then a server-side copy to the content address) next to a raw multipart upload of the
+  same bytes in parts of the same size, `upload_concurrency` parts at a time;
+- the large object as one value: `put_value` (one PUT) next to one `put_object`;
+- reads of the large object: `get_value` next to one `get_object` read whole; `get_stream`
+  (ranged GETs, one chunk ahead) next to one `get_object` iterated in 1 MiB chunks, and
+  next to raw ranged GETs of the same chunk size, one after the other (the same requests
+  without lakery).
 
-- small objects: `put_value` / `get_value` of many small values, at most `--concurrency`
-  at a time, next to `put_object` of the same bytes and `get_object` of the same objects;
-- a large object: `put_stream` of a stream of 1 MiB chunks (multipart upload to a
-  temporary key, then a server-side copy to its content address) and `put_value` (one
-  PUT), next to one `put_object`; `get_stream` (ranged GETs) and `get_value`, next to
-  one `get_object` (of the same object) read in 1 MiB chunks.
-
-Each figure is the median of `--repeat` runs, each with fresh bytes (so that lakery's
-deduplication never skips work). moto is a single-threaded Python server, so the figures
-measure moto as much as the client: compare the columns, not the absolute values.
+moto is a single-threaded Python server on the same two cores as the client, so the
+figures measure moto as much as the client: compare the columns, not the absolute values.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import os
-import socket
-import statistics
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from collections.abc import Awaitable
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
-MiB = 1 << 20
+from benchmarks.common import MiB
+from benchmarks.common import Row
+from benchmarks.common import isolated_aws_environment
+from benchmarks.common import start_moto
+from benchmarks.common import stop
+
 REGION = "us-east-1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return process, f"http://127.0.0.1:{port}"
-        except OSError:
-            time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("moto did not start")
+UPLOAD_CONCURRENCY = 4
 
 
 def fresh(data: bytes, run: int) -> bytes:
     """The same size and nearly the same bytes, but a different hash for each run."""
     return run.to_bytes(4, "little") + data[4:]
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 async def chunks(data: bytes) -> AsyncIterator[bytes]:
@@ -85,10 +68,11 @@ async def bounded(limit: int, actions: list[Callable[[], Awaitable[Any]]]) -> No
 class Bench:
     """One lakery storage and one raw client on the same server, and the timings so far."""
 
-    def __init__(self, storage: Any, raw: Any, concurrency: int) -> None:
+    def __init__(self, storage: Any, raw: Any, concurrency: int, part_size: int) -> None:
         self.storage = storage
         self.raw = raw
         self.concurrency = concurrency
+        self.part_size = part_size
         self.results: dict[str, list[float]] = {}
 
     async def measure(self, name: str, actions: list[Callable[[], Awaitable[Any]]]) -> None:
@@ -97,31 +81,33 @@ class Bench:
         self.results.setdefault(name, []).append(time.perf_counter() - start)
 
     async def small(self, values: list[bytes], run_number: int) -> None:
-        from functools import partial
-
         storage, raw = self.storage, self.raw
         keys = [f"raw/small/{run_number}/{i}" for i in range(len(values))]
-        puts = [
-            partial(storage.put_value, [v], size=len(v), sha256=sha(v), tags={}) for v in values
-        ]
         locators: list[Any] = []
 
-        async def put_and_keep(put: Callable[[], Awaitable[Any]]) -> None:
-            locators.append(await put())
+        async def put_and_keep(value: bytes) -> None:
+            locators.append(
+                await storage.put_value([value], size=len(value), sha256=sha(value), tags={})
+            )
 
-        await self.measure("small put", [partial(put_and_keep, p) for p in puts])
         raw_puts = [
             partial(raw.put_object, Bucket="bench", Key=k, Body=v)
             for k, v in zip(keys, values, strict=True)
         ]
-        await self.measure("small put raw", raw_puts)
-        await self.measure("small get", [partial(storage.get_value, loc) for loc in locators])
+        lakery_puts = [partial(put_and_keep, v) for v in values]
+        # Alternate who goes first from one run to the next.
+        pairs = [("small put", lakery_puts), ("small put raw", raw_puts)]
+        for name, actions in pairs if run_number % 2 == 0 else pairs[::-1]:
+            await self.measure(name, actions)
         lakery_keys = [loc["key"] for loc in locators]  # raw reads the very same objects
-        await self.measure("small get raw", [partial(self.raw_get, k, None) for k in lakery_keys])
+        gets = [
+            ("small get", [partial(storage.get_value, loc) for loc in locators]),
+            ("small get raw", [partial(self.raw_get, k, None) for k in lakery_keys]),
+        ]
+        for name, actions in gets if run_number % 2 == 0 else gets[::-1]:
+            await self.measure(name, actions)
 
     async def large(self, data: bytes, run_number: int) -> None:
-        from functools import partial
-
         from lakery.core.storage import HashingStream
 
         storage, raw = self.storage, self.raw
@@ -135,18 +121,40 @@ class Bench:
                 pass
 
         as_value = fresh(data, run_number + 1000)
-        raw_key = f"raw/large/{run_number}"
-        await self.measure("large put_stream", [put_stream])
         value_put = partial(
             storage.put_value, [as_value], size=len(as_value), sha256=sha(as_value), tags={}
         )
-        await self.measure("large put_value", [value_put])
-        await self.measure(
-            "large put raw", [partial(raw.put_object, Bucket="bench", Key=raw_key, Body=data)]
-        )
-        await self.measure("large get_stream", [read_stream])
-        await self.measure("large get_value", [partial(storage.get_value, locator)])
-        await self.measure("large get raw", [partial(self.raw_get, locator["key"], MiB)])
+        raw_value = fresh(data, run_number + 2000)
+        puts = [
+            ("large put_stream", [put_stream]),
+            (
+                "large put multipart raw",
+                [partial(self.raw_multipart, f"raw/mp/{run_number}", data)],
+            ),
+            ("large put_value", [value_put]),
+            (
+                "large put raw",
+                [
+                    partial(
+                        raw.put_object,
+                        Bucket="bench",
+                        Key=f"raw/large/{run_number}",
+                        Body=raw_value,
+                    )
+                ],
+            ),
+        ]
+        for name, actions in puts if run_number % 2 == 0 else puts[::-1]:
+            await self.measure(name, actions)
+        gets = [
+            ("large get_stream", [read_stream]),
+            ("large get_value", [partial(storage.get_value, locator)]),
+            ("large get raw", [partial(self.raw_get, locator["key"], None)]),
+            ("large get streamed raw", [partial(self.raw_get, locator["key"], MiB)]),
+            ("large get ranged raw", [partial(self.raw_ranged_get, locator["key"], len(data))]),
+        ]
+        for name, actions in gets if run_number % 2 == 0 else gets[::-1]:
+            await self.measure(name, actions)
 
     async def raw_get(self, key: str, chunk: int | None) -> None:
         response = await self.raw.get_object(Bucket="bench", Key=key)
@@ -157,12 +165,52 @@ class Bench:
                 async for _ in body.iter_chunks(chunk):
                     pass
 
+    async def raw_ranged_get(self, key: str, size: int) -> None:
+        """Ranged GETs of the storage's read chunk size, one after the other."""
+        step = self.storage.read_chunk_size
+        for start in range(0, size, step):
+            end = min(start + step, size) - 1
+            response = await self.raw.get_object(
+                Bucket="bench", Key=key, Range=f"bytes={start}-{end}"
+            )
+            async with response["Body"] as body:
+                await body.read()
 
-def sha(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    async def raw_multipart(self, key: str, data: bytes) -> None:
+        """A plain multipart upload of `data` (what a stream upload costs without lakery)."""
+        raw = self.raw
+        upload = await raw.create_multipart_upload(Bucket="bench", Key=key)
+        upload_id = upload["UploadId"]
+        parts: list[dict[str, Any]] = []
+        slots = asyncio.Semaphore(UPLOAD_CONCURRENCY)
+
+        async def part(number: int, start: int) -> None:
+            async with slots:
+                body = data[start : start + self.part_size]
+                done = await raw.upload_part(
+                    Bucket="bench", Key=key, UploadId=upload_id, PartNumber=number, Body=body
+                )
+                parts.append({"PartNumber": number, "ETag": done["ETag"]})
+
+        starts = range(0, len(data), self.part_size)
+        await asyncio.gather(*(part(n, s) for n, s in enumerate(starts, start=1)))
+        parts.sort(key=lambda p: p["PartNumber"])
+        await raw.complete_multipart_upload(
+            Bucket="bench", Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+        )
 
 
-async def run(args: argparse.Namespace, endpoint: str) -> list[tuple[str, int, float, float, int]]:
+async def _measure(
+    endpoint: str,
+    *,
+    small_count: int,
+    small_size: int,
+    stream_size: int,
+    part_size: int,
+    concurrency: int,
+    repeats: int,
+    log: Any,
+) -> dict[str, list[float]]:
     from aiobotocore.config import AioConfig
     from aiobotocore.session import AioSession
 
@@ -174,12 +222,13 @@ async def run(args: argparse.Namespace, endpoint: str) -> list[tuple[str, int, f
         endpoint_url=endpoint,
         region=REGION,
         addressing_style="path",
-        part_size=args.part_mib * MiB,
-        max_concurrency=args.concurrency,
+        part_size=part_size,
+        upload_concurrency=UPLOAD_CONCURRENCY,
+        max_concurrency=concurrency,
     )
-    config = AioConfig(s3={"addressing_style": "path"}, max_pool_connections=args.concurrency)
-    small = [os.urandom(args.small_kib * 1024) for _ in range(args.small_count)]
-    large = os.urandom(args.stream_mib * MiB)
+    config = AioConfig(s3={"addressing_style": "path"}, max_pool_connections=concurrency)
+    small = [os.urandom(small_size) for _ in range(small_count)]
+    large = os.urandom(stream_size)
     session = AioSession()
     async with (
         session.create_client(
@@ -188,70 +237,76 @@ async def run(args: argparse.Namespace, endpoint: str) -> list[tuple[str, int, f
         storage,
     ):
         await raw.create_bucket(Bucket="bench")
-        bench = Bench(storage, raw, args.concurrency)
-        for run_number in range(args.repeat):
+        bench = Bench(storage, raw, concurrency, part_size)
+        await bench.small(small[:5], 99)  # warm up connections on both sides
+        bench.results.clear()
+        for run_number in range(repeats):
             await bench.small([fresh(v, run_number) for v in small], run_number)
             await bench.large(fresh(large, run_number), run_number)
+            log(f"  s3 repeat {run_number + 1}/{repeats} done")
+    return bench.results
 
-    small_bytes = args.small_count * args.small_kib * 1024
+
+PAIRS = [
+    # (lakery operation, raw operation, small?)
+    ("small put", "small put raw", True),
+    ("small get", "small get raw", True),
+    ("large put_stream", "large put multipart raw", False),
+    ("large put_value", "large put raw", False),
+    ("large get_stream", "large get streamed raw", False),
+    ("large get_stream", "large get ranged raw", False),
+    ("large get_value", "large get raw", False),
+]
+
+
+def run(
+    *,
+    small_count: int,
+    small_size: int,
+    stream_size: int,
+    part_size: int,
+    concurrency: int,
+    repeats: int,
+    log: Any = print,
+) -> list[Row]:
+    """The rows of this benchmark (see the module docstring)."""
+    with isolated_aws_environment():
+        process, endpoint = start_moto()
+        try:
+            results = asyncio.run(
+                _measure(
+                    endpoint,
+                    small_count=small_count,
+                    small_size=small_size,
+                    stream_size=stream_size,
+                    part_size=part_size,
+                    concurrency=concurrency,
+                    repeats=repeats,
+                    log=log,
+                )
+            )
+        finally:
+            stop(process)
     rows = []
-    for name, raw_name, size, count in [
-        ("small put", "small put raw", small_bytes, args.small_count),
-        ("small get", "small get raw", small_bytes, args.small_count),
-        ("large put_stream", "large put raw", len(large), 1),
-        ("large put_value", "large put raw", len(large), 1),
-        ("large get_stream", "large get raw", len(large), 1),
-        ("large get_value", "large get raw", len(large), 1),
-    ]:
-        ours = statistics.median(bench.results[name])
-        theirs = statistics.median(bench.results[raw_name])
-        rows.append((name, size, ours, theirs, count))
-    return rows
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--small-count", type=int, default=200)
-    parser.add_argument("--small-kib", type=int, default=64)
-    parser.add_argument("--stream-mib", type=int, default=64)
-    parser.add_argument("--part-mib", type=int, default=8)
-    parser.add_argument("--concurrency", type=int, default=10)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            del os.environ[name]
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="benchmark",
-        AWS_SECRET_ACCESS_KEY="benchmark",
-        AWS_DEFAULT_REGION=REGION,
-        AWS_EC2_METADATA_DISABLED="true",
-        AWS_CONFIG_FILE=os.devnull,
-        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
-        NO_PROXY="127.0.0.1",
-        no_proxy="127.0.0.1",
-    )
-    process, endpoint = start_moto()
-    try:
-        rows = asyncio.run(run(args, endpoint))
-    finally:
-        process.terminate()
-        process.wait()
-
-    print(
-        f"moto S3 server on {endpoint}; {args.small_count} x {args.small_kib} KiB objects, "
-        f"{args.stream_mib} MiB object ({args.part_mib} MiB parts), concurrency "
-        f"{args.concurrency}, median of {args.repeat} runs"
-    )
-    header = ("operation", "lakery MB/s", "raw MB/s", "lakery/raw", "lakery ops/s", "raw ops/s")
-    print("{:<18} {:>12} {:>10} {:>11} {:>13} {:>10}".format(*header))
-    for name, size, ours, theirs, count in rows:
-        print(
-            f"{name:<18} {size / ours / 1e6:>12.1f} {size / theirs / 1e6:>10.1f} "
-            f"{theirs / ours:>11.0%} {count / ours:>13.1f} {count / theirs:>10.1f}"
+    for ours, theirs, is_small in PAIRS:
+        size = small_count * small_size if is_small else stream_size
+        what = (
+            f"{small_count} x {small_size // 1024} KiB"
+            if is_small
+            else f"{stream_size // MiB} MiB, {part_size // MiB} MiB parts"
         )
-
-
-if __name__ == "__main__":
-    main()
+        rows.append(
+            Row(
+                "s3",
+                f"{ours} ({what})",
+                "MB/s",
+                True,
+                [size / s / 1e6 for s in results[ours]],
+                [size / s / 1e6 for s in results[theirs]],
+                f"aiobotocore {theirs.removeprefix('small ').removeprefix('large ')}",
+                goal="" if "ranged" in theirs else "overhead < 15%",
+                goal_ratio=None if "ranged" in theirs else 1 / 1.15,
+                extra={"bytes": size, "concurrency": concurrency},
+            )
+        )
+    return rows

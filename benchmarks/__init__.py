@@ -1,0 +1,1 @@
+"""lakery's benchmark suite: run it with ``python -m benchmarks`` (see `benchmarks.run`)."""
