@@ -40,8 +40,8 @@ __all__ = ["FileStorage"]
 
 _KEY = re.compile(r"^[0-9a-f]{2}/[0-9a-f]{64}$")
 _WRITE_BUFFER = 4 << 20
-_CHUNK = 64
-_THREADS = 8
+_CHUNK = 256
+_THREADS = 2
 
 
 class FileStorage(Storage):
