@@ -32,6 +32,7 @@ from lakery.common.exceptions import SerializationError
 from lakery.common.exceptions import StorableTypeError
 from lakery.core.errors import first_error
 from lakery.core.future import Future
+from lakery.core.gcpause import gc_paused
 from lakery.core.records import ContentRecord
 from lakery.core.records import ManifestRecord
 from lakery.core.registry import Registry
@@ -132,17 +133,18 @@ class Loader:
     async def _run(self) -> None:
         if not self._pending:
             return
-        with use_session(self._session):
-            contents = await self._fetch_contents()
-            plans = [p for p in (self._plan(item, contents) for item in self._pending) if p]
-            await self._read_all(plans)
-        for index, plan in enumerate(plans):
-            if plan.error is None:
-                await self._finish(plan)
-            else:
-                plan.item.future.set_exception(first_error(plan.error))
-            if index % 64 == 63:
-                await anyio.lowlevel.checkpoint()  # let other tasks run during big loads
+        with gc_paused():
+            with use_session(self._session):
+                contents = await self._fetch_contents()
+                plans = [p for p in (self._plan(i, contents) for i in self._pending) if p]
+                await self._read_all(plans)
+            for index, plan in enumerate(plans):
+                if plan.error is None:
+                    await self._finish(plan)
+                else:
+                    plan.item.future.set_exception(first_error(plan.error))
+                if index % 64 == 63:
+                    await anyio.lowlevel.checkpoint()  # let other tasks run during big loads
         for item in self._pending:
             error = item.future.exception()
             if error is not None:

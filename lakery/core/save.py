@@ -29,6 +29,7 @@ from lakery.common.exceptions import StorableTypeError
 from lakery.common.tags import validate_tags
 from lakery.core.errors import first_error
 from lakery.core.future import Future
+from lakery.core.gcpause import gc_paused
 from lakery.core.parts import Part
 from lakery.core.parts import StreamPart
 from lakery.core.parts import ValuePart
@@ -139,7 +140,8 @@ class Saver:
         try:
             with use_session(self._session):
                 await self._write_all()
-                records = await self._insert_rows()
+                with gc_paused():
+                    records = await self._insert_rows()
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
                 await discard_before_commit(self._session)
