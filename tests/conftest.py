@@ -45,7 +45,8 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-async def _admin(sql: str) -> None:
+async def admin_sql(sql: str) -> None:
+    """Run one statement as the PostgreSQL server's admin (e.g. CREATE DATABASE)."""
     import asyncpg
 
     url = make_url(POSTGRES_URL)
@@ -68,7 +69,7 @@ def postgres_base_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this test run, with lakery's tables."""
     name = f"lakery_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     try:
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
     except Exception as exc:
         problem = f"PostgreSQL at {POSTGRES_URL} is unreachable: {exc!r}"
         if IN_CI:
@@ -77,7 +78,7 @@ def postgres_base_url() -> Iterator[str]:
         pytest.skip(f"SKIPPING POSTGRESQL TESTS: {problem}")
     url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     yield url
-    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -96,6 +97,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> str:  # type: igno
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'lakery.db'}"
     return request.getfixturevalue("postgres_base_url")
+
+
+async def empty_postgres(url: str) -> None:
+    """Create lakery's tables in the PostgreSQL database at `url` if missing; empty them."""
+    engine = create_async_engine(url)
+    try:
+        await BaseRecord.create_all(engine)
+        async with engine.begin() as connection:
+            tables = ", ".join(t.name for t in BaseRecord.metadata.sorted_tables)
+            await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
+    finally:
+        await engine.dispose()
+    if url not in _postgres_tables_ready:
+        _postgres_tables_ready.append(url)
 
 
 @pytest.fixture

@@ -165,7 +165,7 @@ async def get_manifests(
         ids: manifest ids (UUIDs or their string form).
         with_contents: also fetch their content records.
     """
-    wanted = list(dict.fromkeys(_manifest_id(i) for i in ids))
+    wanted = list(dict.fromkeys(as_manifest_id(i) for i in ids))
     found: dict[uuid.UUID, ManifestRecord] = {}
     for start in range(0, len(wanted), _IN_CHUNK):
         statement = select(ManifestRecord).where(
@@ -196,7 +196,7 @@ async def fetch_contents(
             records.append(item)
             ids.append(item.id)
         else:
-            ids.append(_manifest_id(item))
+            ids.append(as_manifest_id(item))
     ids = list(dict.fromkeys(ids))
     found: dict[uuid.UUID, list[ContentRecord]] = {i: [] for i in ids}
     for start in range(0, len(ids), _IN_CHUNK):
@@ -250,7 +250,8 @@ def _class_id(cls: Any) -> uuid.UUID:
     raise StorableTypeError(msg)
 
 
-def _manifest_id(value: uuid.UUID | str) -> uuid.UUID:
+def as_manifest_id(value: uuid.UUID | str) -> uuid.UUID:
+    """A manifest id from a UUID or its string form; a clear error for anything else."""
     if isinstance(value, uuid.UUID):
         return value
     try:

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lakery.common.exceptions import ConfigurationError
 from lakery.common.tags import validate_tags
 from lakery.core.query import ClassFilter
+from lakery.core.query import as_manifest_id
 from lakery.core.query import find_manifests
 from lakery.core.query import select_manifests
 from lakery.core.records import ContentRecord
@@ -109,7 +110,7 @@ async def delete_manifests(
         msg = f"limit must be a positive int or None, got {limit!r}"
         raise ConfigurationError(msg)
     wanted_tags = validate_tags(tags, what="the tags to delete by")
-    id_list = None if ids is None else list(dict.fromkeys(_as_uuid(i) for i in ids))
+    id_list = None if ids is None else list(dict.fromkeys(as_manifest_id(i) for i in ids))
     if id_list is None and not (wanted_tags or cls is not None or since or before):
         msg = (
             "delete_manifests needs ids or a query (tags, cls, since or before); "
@@ -178,13 +179,3 @@ async def _delete(session: AsyncSession, ids: list[uuid.UUID], progress: Progres
         await session.execute(delete(ContentRecord).where(ContentRecord.manifest_id.in_(chunk)))
         await session.execute(delete(ManifestRecord).where(ManifestRecord.id.in_(chunk)))
         report(progress, "delete", min(start + _IN_CHUNK, len(ids)), len(ids))
-
-
-def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
-    if isinstance(value, uuid.UUID):
-        return value
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        msg = f"{value!r} is not a manifest id (a UUID such as str(record.id))"
-        raise ConfigurationError(msg) from None

@@ -8,34 +8,18 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from lakery import BaseRecord
 from lakery_dagster import LakeryIOManager
 from lakery_dagster import LakeryResource
 from tests import conftest as root_conftest
-
-
-async def _reset_postgres(url: str) -> None:
-    engine = create_async_engine(url)
-    try:
-        await BaseRecord.create_all(engine)
-        async with engine.begin() as connection:
-            tables = ", ".join(t.name for t in BaseRecord.metadata.sorted_tables)
-            await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
-    finally:
-        await engine.dispose()
 
 
 @pytest.fixture
 def lakery_url(database_url: str) -> str:
     """The parametrized database (SQLite file or PostgreSQL), with empty lakery tables."""
     if database_url.startswith("postgresql"):
-        asyncio.run(_reset_postgres(database_url))
+        asyncio.run(root_conftest.empty_postgres(database_url))
         # The shared `engine` fixture then truncates too, instead of assuming empty tables.
-        if database_url not in root_conftest._postgres_tables_ready:
-            root_conftest._postgres_tables_ready.append(database_url)
     return database_url
 
 

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from example_project.settings import DATA_DIR_ENV
 from example_project.settings import DATABASE_ENV
@@ -23,8 +21,7 @@ from example_project.settings import S3_ENDPOINT_ENV
 from example_project.settings import S3_REGION_ENV
 from example_project.settings import STORAGE_ENV
 from example_project.settings import ExampleSettings
-from lakery import BaseRecord
-from tests import conftest as root_conftest
+from tests.conftest import empty_postgres
 
 TELEMETRY_OFF = "telemetry:\n  enabled: false\n"
 
@@ -40,17 +37,6 @@ class ExampleEnv:
     @property
     def settings(self) -> ExampleSettings:
         return ExampleSettings.from_env()
-
-
-async def _empty_postgres(url: str) -> None:
-    engine = create_async_engine(url)
-    try:
-        await BaseRecord.create_all(engine)
-        async with engine.begin() as connection:
-            tables = ", ".join(t.name for t in BaseRecord.metadata.sorted_tables)
-            await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
-    finally:
-        await engine.dispose()
 
 
 def make_dagster_home(path: Path) -> Path:
@@ -70,9 +56,7 @@ def example_env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPat
     """The example configured for the test database, a tmp data folder and Dagster home."""
     clean_environment(monkeypatch)
     if database_url.startswith("postgresql"):
-        asyncio.run(_empty_postgres(database_url))
-        if database_url not in root_conftest._postgres_tables_ready:
-            root_conftest._postgres_tables_ready.append(database_url)
+        asyncio.run(empty_postgres(database_url))
     monkeypatch.setenv(DATABASE_ENV, database_url)
     data_dir = tmp_path / "example"
     home = make_dagster_home(tmp_path / "dagster_home")

@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from lakery import Registry
 from lakery.builtin import FileStorage
 from tests.conftest import POSTGRES_URL
+from tests.conftest import admin_sql
 from tests.extra_aws.conftest import REGION  # noqa: F401
 from tests.extra_aws.conftest import aws_environment  # noqa: F401
 from tests.extra_aws.conftest import bucket  # noqa: F401
@@ -38,24 +39,6 @@ def store(files: FileStorage) -> Registry:
     return Registry(modules=["lakery.builtin"], storages=[files], unpackers=[DocUnpacker()])
 
 
-async def _admin(sql: str) -> None:
-    import asyncpg
-
-    url = make_url(POSTGRES_URL)
-    connection = await asyncpg.connect(
-        host=url.host,
-        port=url.port or 5432,
-        user=url.username,
-        password=url.password,
-        database=url.database,
-        timeout=5,
-    )
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], str]]:
     """Makes databases with no tables at all: new SQLite files, or new PostgreSQL databases
@@ -66,7 +49,7 @@ def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
         name = f"lakery_maint_{os.getpid()}_{uuid.uuid4().hex[:8]}"
         if request.param == "sqlite":
             return f"sqlite+aiosqlite:///{tmp_path / name}.db"
-        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+        asyncio.run(admin_sql(f'CREATE DATABASE "{name}"'))
         made.append(name)
         return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
 
@@ -74,4 +57,4 @@ def new_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Cal
         request.getfixturevalue("postgres_base_url")  # skips (or fails in CI) without a server
     yield make
     for name in made:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
