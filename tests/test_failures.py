@@ -344,3 +344,22 @@ async def test_failed_save_leaves_no_files(new_session, registry: Registry, tmp_
                 saver.save_soon(StorableValue("FAIL", storage=failing))
     await assert_nothing_saved(new_session)
     assert [p for p in root.rglob("*") if p.is_file()] == []
+
+
+async def test_failing_rollback_keeps_the_original_error(
+    new_session, registry: Registry, monkeypatch, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    async with new_session() as session:
+
+        async def broken_commit() -> None:
+            raise ConnectionError("connection lost at commit")
+
+        async def broken_rollback() -> None:
+            raise ConnectionError("connection still lost at rollback")
+
+        monkeypatch.setattr(session, "commit", broken_commit)
+        monkeypatch.setattr(session, "rollback", broken_rollback)
+        with pytest.raises(ConnectionError, match="at commit"):
+            await save_one(StorableValue("x"), session=session, registry=registry)
+    assert "still lost at rollback" in caplog.text
+    await assert_nothing_saved(new_session)

@@ -9,6 +9,7 @@ blobs already written are left unreferenced (garbage collection removes them).
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from collections.abc import Sequence
@@ -49,6 +50,8 @@ from lakery.core.storage import Locator
 from lakery.core.storage import ValueWrite
 
 __all__ = ["Saver", "new_saver", "save_one"]
+
+logger = logging.getLogger(__name__)
 
 R = TypeVar("R", ManifestRecord, ContentRecord)
 
@@ -144,14 +147,25 @@ class Saver:
                     records = await self._insert_rows()
         except BaseException as exc:
             with anyio.CancelScope(shield=True):
-                await discard_before_commit(self._session)
-                await self._session.rollback()
+                await self._clean_up_after(exc)
             for item in self._pending:
                 if not item.future.done():
                     item.future.set_exception(_not_saved(exc))
             raise
         for item, record in zip(self._pending, records, strict=True):
             item.future.set_result(record)
+
+    async def _clean_up_after(self, error: BaseException) -> None:
+        """Drop deferred writes and roll back; a failure here must not hide `error`."""
+        for step in (discard_before_commit, _rollback):
+            try:
+                await step(self._session)
+            except Exception as cleanup_error:
+                logger.warning(
+                    "lakery: cleaning up after a failed save (%r) failed too: %r",
+                    error,
+                    cleanup_error,
+                )
 
     async def _write_all(self) -> None:
         batches = [
@@ -279,6 +293,10 @@ def _transient(model: type[R], row: dict[str, Any]) -> R:
     instance: R = model.__mapper__.class_manager.new_instance()
     instance.__dict__.update(row)
     return instance
+
+
+async def _rollback(session: AsyncSession) -> None:
+    await session.rollback()
 
 
 def _check_storable(obj: object) -> None:
