@@ -117,8 +117,16 @@ _ENGINES: dict[EngineSettings, _Entry] = {}
 _LOCKS: dict[EngineSettings, asyncio.Lock] = {}
 
 
+_INHERITED: list[AsyncEngine] = []
+"""In a forked child: the parent's engines, kept alive and never used."""
+
+
 def _forget_after_fork() -> None:
-    _ENGINES.clear()  # the parent's connections are not ours to close
+    # The parent's connections are not ours to use or close. They must not be garbage
+    # collected here either: finalizing a pooled connection talks to the server through the
+    # socket the parent still uses (seen: the parent's next query waited forever).
+    _INHERITED.extend(entry.engine for entry in _ENGINES.values())
+    _ENGINES.clear()
     _LOCKS.clear()
 
 

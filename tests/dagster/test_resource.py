@@ -161,19 +161,35 @@ def test_sqlite_engines_use_wal_and_busy_timeout(tmp_path: Path) -> None:
 
 
 def test_forked_child_opens_its_own_engine(lakery: LakeryResource) -> None:
+    import gc
     import os
+    import signal
 
     parent_record = lakery.save(StorableValue("parent"))
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
+            # Collecting garbage in the child must not close the parent's connections
+            # (this once left the parent's next query waiting forever on PostgreSQL).
+            gc.collect()
             record = lakery.save(StorableValue("child"), tags={"from": "child"})
+            gc.collect()
             ok = lakery.load(parent_record).value == "parent" and lakery.load(record).value
             code = 0 if ok == "child" else 2
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    [child_record] = lakery.find(tags={"from": "child"})
-    assert lakery.load(child_record).value == "child"
+
+    def too_slow(*_: object) -> None:
+        raise TimeoutError("the parent's engine hangs after the child used its own")
+
+    previous = signal.signal(signal.SIGALRM, too_slow)  # fail, don't hang, on a regression
+    signal.alarm(60)
+    try:
+        [child_record] = lakery.find(tags={"from": "child"})
+        assert lakery.load(child_record).value == "child"
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
