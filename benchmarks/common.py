@@ -11,12 +11,8 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import sqlite3
 import statistics
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -133,40 +129,6 @@ def reset_peak_rss() -> bool:
 # -- services ----------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_moto() -> tuple[subprocess.Popen[bytes], str]:
-    """``python -m moto.server`` on a free 127.0.0.1 port; the process and its URL."""
-    for _ in range(5):
-        port = free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return process, f"http://127.0.0.1:{port}"
-            except OSError:
-                time.sleep(0.05)
-        process.kill()
-        process.wait()
-    raise RuntimeError("could not start the moto S3 server")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @contextmanager

@@ -34,8 +34,8 @@ from typing import Any
 from benchmarks.common import MiB
 from benchmarks.common import Row
 from benchmarks.common import isolated_aws_environment
-from benchmarks.common import start_moto
-from benchmarks.common import stop
+from lakery.testing.s3_server import start_moto_server
+from lakery.testing.s3_server import stop_process
 
 REGION = "us-east-1"
 UPLOAD_CONCURRENCY = 4
@@ -271,7 +271,7 @@ def run(
 ) -> list[Row]:
     """The rows of this benchmark (see the module docstring)."""
     with isolated_aws_environment():
-        process, endpoint = start_moto()
+        process, endpoint = start_moto_server()
         try:
             results = asyncio.run(
                 _measure(
@@ -286,7 +286,7 @@ def run(
                 )
             )
         finally:
-            stop(process)
+            stop_process(process)
     rows = []
     for ours, theirs, is_small in PAIRS:
         size = small_count * small_size if is_small else stream_size

@@ -11,8 +11,6 @@ from __future__ import annotations
 import http.client
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -27,6 +25,8 @@ from typing import Any
 import pytest
 
 from lakery.extra.aws import S3Storage
+from lakery.testing.s3_server import start_moto_server
+from lakery.testing.s3_server import stop_process
 
 ACCESS_KEY_ID = "lakerytestkeyid4821"
 SECRET_ACCESS_KEY = "lakery-test-secret-7f3a9c0d2e"
@@ -58,44 +58,12 @@ def aws_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
         yield
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_moto() -> tuple[subprocess.Popen[bytes], int]:
-    """Start ``python -m moto.server`` on a free loopback port; return it and the port."""
-    for _ in range(5):
-        port = _free_port()
-        process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and process.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                return process, port
-            except OSError:
-                time.sleep(0.05)
-        process.kill()
-        process.wait()
-    raise RuntimeError("could not start the moto S3 server")
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint(aws_environment: None) -> Iterator[str]:
     """The URL of a moto S3 server running for the whole test session."""
-    process, port = start_moto()
-    yield f"http://127.0.0.1:{port}"
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    process, url = start_moto_server(timeout=20)
+    yield url
+    stop_process(process)
 
 
 # -- a proxy that injects faults --------------------------------------------------------
