@@ -38,8 +38,10 @@ class TestFileStorage(StorageConformance):
         return [str(p) for p in storage.root.rglob("*.tmp")]
 
 
-@pytest.mark.usefixtures("database_url")  # puts its SQLite/PostgreSQL params in the closure
-class TestDatabaseStorage(StorageConformance):
+class DatabaseStorageSetup:
+    """A `DatabaseStorage` on the parametrized database, with its session current; writes
+    become visible at `commit`, as they do when a save commits."""
+
     @pytest.fixture
     async def storage(self, engine: AsyncEngine) -> AsyncIterator[DatabaseStorage]:
         async with AsyncSession(engine) as session:
@@ -50,6 +52,11 @@ class TestDatabaseStorage(StorageConformance):
     async def commit(self, storage: Storage) -> None:
         await run_before_commit(self.session)
         await self.session.commit()
+
+
+@pytest.mark.usefixtures("database_url")  # puts its SQLite/PostgreSQL params in the closure
+class TestDatabaseStorage(DatabaseStorageSetup, StorageConformance):
+    pass
 
 
 def _sha(data: bytes) -> str:

@@ -15,8 +15,6 @@ from typing import Any
 import anyio
 import pytest
 from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from lakery import BlobRecord
 from lakery import NotFoundError
@@ -26,12 +24,11 @@ from lakery.builtin import FileStorage
 from lakery.builtin import MemoryStorage
 from lakery.builtin import file_maintenance
 from lakery.core.records import utc_now
-from lakery.core.session import run_before_commit
-from lakery.core.session import use_session
 from lakery.core.storage import BlobInfo
 from lakery.core.storage import HashingStream
 from lakery.core.storage import Storage
 from lakery.extra.aws import S3Storage
+from tests.test_storages import DatabaseStorageSetup
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -230,18 +227,7 @@ class TestFileStorage(BlobContract):
 
 
 @pytest.mark.usefixtures("database_url")
-class TestDatabaseStorage(BlobContract):
-    @pytest.fixture
-    async def storage(self, engine: AsyncEngine) -> AsyncIterator[DatabaseStorage]:
-        async with AsyncSession(engine) as session:
-            self.session = session
-            with use_session(session):
-                yield DatabaseStorage()
-
-    async def commit(self, storage: Storage) -> None:
-        await run_before_commit(self.session)
-        await self.session.commit()
-
+class TestDatabaseStorage(DatabaseStorageSetup, BlobContract):
     async def age(self, storage: Storage, blob: BlobInfo) -> None:
         await self.session.execute(
             update(BlobRecord).where(BlobRecord.sha256 == blob.sha256).values(created_at=LONG_AGO)
