@@ -38,6 +38,7 @@ from lakery.common.exceptions import LakeryError
 from lakery.common.exceptions import NotRegisteredError
 from lakery.core.errors import first_error
 from lakery.core.query import ClassFilter
+from lakery.core.query import as_manifest_id
 from lakery.core.query import fetch_contents
 from lakery.core.query import select_manifests
 from lakery.core.records import ContentRecord
@@ -346,12 +347,4 @@ def _sha256(data: Buffer) -> str:
 
 
 def _as_id(item: ManifestRecord | uuid.UUID | str) -> uuid.UUID:
-    if isinstance(item, ManifestRecord):
-        return item.id
-    if isinstance(item, uuid.UUID):
-        return item
-    try:
-        return uuid.UUID(str(item))
-    except ValueError:
-        msg = f"{item!r} is not a manifest id (a UUID such as str(record.id))"
-        raise ConfigurationError(msg) from None
+    return item.id if isinstance(item, ManifestRecord) else as_manifest_id(item)
