@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,12 +22,13 @@ from example_project.settings import S3_REGION_ENV
 from example_project.settings import STORAGE_ENV
 from example_project.settings import ExampleSettings
 from lakery.extra.aws import S3Storage
+from lakery.testing.s3_server import start_moto_server
+from lakery.testing.s3_server import stop_process
 from tests.example_project.conftest import clean_environment
 from tests.example_project.conftest import make_dagster_home
 from tests.extra_aws.conftest import ACCESS_KEY_ID
 from tests.extra_aws.conftest import REGION
 from tests.extra_aws.conftest import SECRET_ACCESS_KEY
-from tests.extra_aws.conftest import start_moto
 
 BUCKET = "lakery-example"
 
@@ -44,16 +44,11 @@ def s3_endpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws-credentials"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    process, port = start_moto()
+    process, url = start_moto_server(timeout=20)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def test_release_is_published_to_s3(
