@@ -17,9 +17,10 @@ async with new_session() as session:
 ```
 
 The tag filter uses JSONB containment (``tags @> '{...}'``) on PostgreSQL, which the GIN
-index on ``lakery_manifests.tags`` serves, and ``json_extract`` on SQLite. Newest-first
-order with a limit is served by the ``created_at`` index, and by the ``(class_id,
-created_at)`` index when a class is given.
+index on ``lakery_manifests.tags`` serves, and ``json_extract`` on SQLite. Filters on
+Dagster's asset key and partition tags are answered newest first by one composite index on
+both databases (`lakery.core.tag_index`). Newest-first order with a limit is served by the
+``created_at`` index, and by the ``(class_id, created_at)`` index when a class is given.
 
 Records returned here are detached from the session: they stay usable after it commits,
 expires or closes, and can be passed to `load_one` / `Loader.load_soon` directly (records
@@ -29,7 +30,6 @@ rows so that loading them issues no further content query).
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Iterable
 from collections.abc import Mapping
@@ -57,6 +57,9 @@ from lakery.core.records import ManifestRecord
 from lakery.core.storable import Storable
 from lakery.core.storable import get_class_id
 from lakery.core.storable import normalize_class_id
+from lakery.core.tag_index import INDEXED_TAG_KEYS
+from lakery.core.tag_index import is_plain_tag_key
+from lakery.core.tag_index import tag_text
 
 __all__ = [
     "ClassFilter",
@@ -68,9 +71,6 @@ __all__ = [
 
 ClassFilter = type[Storable] | uuid.UUID | str
 """A storable class, or its class id (a UUID or 8-32 hex characters)."""
-
-_PLAIN_KEY = re.compile(r"^[ !#-\[\]-~]+$")
-"""Tag keys that an SQLite JSON path can name as written: printable ASCII without quotes."""
 
 _IN_CHUNK = 500
 """Ids per ``IN (...)`` list (stays under every backend's bound-parameter limit)."""
@@ -217,17 +217,23 @@ async def fetch_contents(
 
 
 def _tag_conditions(tags: dict[str, str], dialect: str) -> list[ColumnElement[bool]]:
+    indexed = [
+        tag_text(ManifestRecord.tags, key, dialect) == tags[key]
+        for key in INDEXED_TAG_KEYS
+        if key in tags
+    ]
     if dialect == "postgresql":
-        # `@>` on the JSONB column is what the GIN index answers.
-        return [type_coerce(ManifestRecord.tags, JSONB).contains(tags)]
+        # `@>` on the JSONB column is what the GIN index answers; the indexed keys (if
+        # given) let the planner take the tag index instead, newest first.
+        return [type_coerce(ManifestRecord.tags, JSONB).contains(tags), *indexed]
     if dialect == "sqlite":
         return [_sqlite_tag_equals(key, value) for key, value in tags.items()]
     return [ManifestRecord.tags[key].as_string() == value for key, value in tags.items()]
 
 
 def _sqlite_tag_equals(key: str, value: str) -> ColumnElement[bool]:
-    if _PLAIN_KEY.match(key):
-        return func.json_extract(ManifestRecord.tags, f'$."{key}"') == value
+    if is_plain_tag_key(key):
+        return tag_text(ManifestRecord.tags, key, "sqlite") == value
     # A JSON path cannot hold a '"', and it is matched against the key as written in the
     # JSON text (non-ASCII keys are stored \u-escaped): compare decoded entries instead.
     entries = func.json_each(ManifestRecord.tags).table_valued("key", "value")

@@ -39,6 +39,9 @@ from sqlalchemy.orm import relationship
 from sqlalchemy.pool import SingletonThreadPool
 from sqlalchemy.pool import StaticPool
 
+from lakery.core.tag_index import INDEXED_TAG_KEYS
+from lakery.core.tag_index import tag_text
+
 __all__ = [
     "BaseRecord",
     "BlobRecord",
@@ -165,6 +168,18 @@ class ManifestRecord(BaseRecord):
 
     def __repr__(self) -> str:
         return f"<ManifestRecord {self.id} class_id={self.class_id.hex} tags={self.tags!r}>"
+
+
+def _tag_index(dialect: str) -> Index:
+    table = ManifestRecord.__table__
+    values = [tag_text(table.c.tags, key, dialect) for key in INDEXED_TAG_KEYS]
+    name = f"ix_lakery_manifests_tag_keys_{dialect}"
+    return Index(name, *values, table.c.created_at, table.c.id).ddl_if(dialect=dialect)
+
+
+# Newest manifest of an (asset, partition) tag pair: see lakery.core.tag_index.
+_tag_index("sqlite")
+_tag_index("postgresql")
 
 
 class ContentRecord(BaseRecord):

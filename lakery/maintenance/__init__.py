@@ -21,6 +21,7 @@ from lakery.maintenance.gc import StorageGarbage
 from lakery.maintenance.gc import collect_garbage
 from lakery.maintenance.progress import Progress
 from lakery.maintenance.schema import BASELINE_REVISION
+from lakery.maintenance.schema import HEAD_REVISION
 from lakery.maintenance.schema import SchemaChange
 from lakery.maintenance.schema import database_revision
 from lakery.maintenance.schema import upgrade_database
@@ -31,6 +32,7 @@ from lakery.maintenance.verify import verify_manifests
 __all__ = [
     "BASELINE_REVISION",
     "DEFAULT_GRACE",
+    "HEAD_REVISION",
     "DeleteResult",
     "GarbageReport",
     "Problem",

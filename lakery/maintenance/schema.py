@@ -1,15 +1,16 @@
 """Schema migrations: bring a database's lakery tables up to date with Alembic.
 
-The migration scripts ship in `lakery.migrations`; their first revision (``"0001"``)
-creates exactly what `BaseRecord.create_all` creates. A database whose tables were made by
-`create_all` (and never migrated) is adopted: it is stamped at that first revision, then
-upgraded. The revision is kept in ``lakery_alembic_version``, so lakery's migrations do not
+The migration scripts ship in `lakery.migrations`; applied in order they build exactly
+what `BaseRecord.create_all` creates, and their first revision (``"0001"``) is the schema
+of lakery 0.1. A database whose tables were made by `create_all` (and never migrated) is
+adopted: it is stamped at that first revision, then upgraded (later revisions skip what
+already exists). The revision is kept in ``lakery_alembic_version``, so lakery's migrations do not
 interfere with an Alembic setup of your own in the same database.
 
 ```python
 from lakery.maintenance import upgrade_database
 
-change = await upgrade_database(engine)  # e.g. SchemaChange(before=None, after="0001")
+change = await upgrade_database(engine)  # e.g. SchemaChange(before=None, after="0002")
 ```
 """
 
@@ -28,6 +29,7 @@ from lakery.common.exceptions import ConfigurationError
 
 __all__ = [
     "BASELINE_REVISION",
+    "HEAD_REVISION",
     "VERSION_TABLE",
     "SchemaChange",
     "alembic_config",
@@ -41,6 +43,9 @@ VERSION_TABLE = "lakery_alembic_version"
 
 BASELINE_REVISION = "0001"
 """The revision equal to the schema of `BaseRecord.create_all` in lakery 0.1."""
+
+HEAD_REVISION = "0002"
+"""The newest revision: the schema `BaseRecord.create_all` creates now."""
 
 TABLES = ("lakery_manifests", "lakery_contents", "lakery_blobs")
 
