@@ -9,7 +9,7 @@ lakery [--database-url URL] [--registry-module MODULE]... [--storage-url [NAME=]
   delete    manifests by id or query (--dry-run first); blobs stay for gc
   gc        blobs no record references, older than --grace (dry run unless --delete)
   verify    read parts back and check size and sha256 (--sample N); exit 1 on problems
-  db        upgrade | current: schema migrations
+  db        upgrade | downgrade | current: schema migrations
 ```
 
 Options may also follow the command. The database URL may come from
@@ -223,5 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
         "upgrade", parents=[common], help="create or upgrade lakery's tables"
     )
     upgrade.add_argument("--revision", default="head", help="target revision (default head)")
+    downgrade = db_commands.add_parser(
+        "downgrade", parents=[common], help="go back to an earlier schema revision"
+    )
+    downgrade.add_argument("revision", help="the revision to go back to, e.g. 0001")
     db_commands.add_parser("current", parents=[common], help="show the schema revision")
     return parser

@@ -1,4 +1,4 @@
-"""The ``lakery`` commands: find, show, delete, gc, verify, db upgrade, db current."""
+"""The ``lakery`` commands: find, show, delete, gc, verify, db upgrade/downgrade/current."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from lakery.core.records import ManifestRecord
 from lakery.maintenance import collect_garbage
 from lakery.maintenance import database_revision
 from lakery.maintenance import delete_manifests
+from lakery.maintenance import downgrade_database
 from lakery.maintenance import upgrade_database
 from lakery.maintenance import verify_manifests
 
@@ -234,6 +235,17 @@ async def db_upgrade(ctx: Context) -> int:
     return OK
 
 
+async def db_downgrade(ctx: Context) -> int:
+    change = await downgrade_database(ctx.engine, ctx.args.revision)
+    if ctx.json:
+        ctx.emit({"before": change.before, "after": change.after})
+    elif change.before == change.after:
+        ctx.print(f"the schema is already at revision {change.after}")
+    else:
+        ctx.print(f"downgraded the schema from {change.before} to {change.after}")
+    return OK
+
+
 async def db_current(ctx: Context) -> int:
     revision = await database_revision(ctx.engine)
     if ctx.json:
@@ -250,5 +262,6 @@ COMMANDS = {
     "gc": gc,
     "verify": verify,
     "db upgrade": db_upgrade,
+    "db downgrade": db_downgrade,
     "db current": db_current,
 }

@@ -24,6 +24,7 @@ from lakery.maintenance.schema import BASELINE_REVISION
 from lakery.maintenance.schema import HEAD_REVISION
 from lakery.maintenance.schema import SchemaChange
 from lakery.maintenance.schema import database_revision
+from lakery.maintenance.schema import downgrade_database
 from lakery.maintenance.schema import upgrade_database
 from lakery.maintenance.verify import Problem
 from lakery.maintenance.verify import VerifyReport
@@ -43,6 +44,7 @@ __all__ = [
     "collect_garbage",
     "database_revision",
     "delete_manifests",
+    "downgrade_database",
     "upgrade_database",
     "verify_manifests",
 ]

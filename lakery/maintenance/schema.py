@@ -8,9 +8,11 @@ already exists). The revision is kept in ``lakery_alembic_version``, so lakery's
 interfere with an Alembic setup of your own in the same database.
 
 ```python
+from lakery.maintenance import downgrade_database
 from lakery.maintenance import upgrade_database
 
 change = await upgrade_database(engine)  # e.g. SchemaChange(before=None, after="0002")
+await downgrade_database(engine, "0001")  # back to the schema of an older lakery
 ```
 """
 
@@ -34,6 +36,7 @@ __all__ = [
     "SchemaChange",
     "alembic_config",
     "database_revision",
+    "downgrade_database",
     "object_filter",
     "upgrade_database",
 ]
@@ -115,6 +118,41 @@ async def upgrade_database(engine: AsyncEngine, revision: str = "head") -> Schem
     """
     async with engine.begin() as connection:
         return await connection.run_sync(_upgrade, revision)
+
+
+async def downgrade_database(engine: AsyncEngine, revision: str) -> SchemaChange:
+    """Downgrade lakery's tables to an earlier `revision` (e.g. ``"0001"``, to go back to
+    an older lakery), in one transaction where the database supports transactional DDL.
+
+    Downgrading to nothing (``"base"``) would drop the tables and everything in them; it
+    is refused: drop them yourself if that is what you want.
+    """
+    async with engine.begin() as connection:
+        return await connection.run_sync(_downgrade, revision)
+
+
+def _downgrade(connection: Connection, revision: str) -> SchemaChange:
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    if revision in ("base", "", None):
+        msg = "refusing to downgrade to base: that drops lakery's tables and their records"
+        raise ConfigurationError(msg)
+    known = [
+        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    ]
+    if revision not in known:
+        msg = f"unknown revision {revision!r}; lakery's revisions are {', '.join(sorted(known))}"
+        raise ConfigurationError(msg)
+    before = _current_revision(connection)
+    if before is None:
+        msg = "the database has no lakery revision: run `lakery db upgrade` first"
+        raise ConfigurationError(msg)
+    if known.index(revision) < known.index(before):  # walk_revisions: newest first
+        msg = f"revision {revision} is newer than the database's {before}: use db upgrade"
+        raise ConfigurationError(msg)
+    _run(connection, command.downgrade, revision)
+    return SchemaChange(before, _current_revision(connection))
 
 
 def _upgrade(connection: Connection, revision: str) -> SchemaChange:

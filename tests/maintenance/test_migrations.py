@@ -191,3 +191,69 @@ def test_one_head_and_packaged_scripts() -> None:
     assert (base / "env.py").is_file() and (base / "script.py.mako").is_file()
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '"lakery.migrations" = ["script.py.mako"]' in pyproject
+
+
+def test_downgrade_one_step_and_back(
+    new_database: Callable[[], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = new_database()
+    assert main(["db", "upgrade", "--database-url", url, "-q"]) == 0
+    capsys.readouterr()
+    assert main(["db", "downgrade", BASELINE_REVISION, "--database-url", url]) == 0
+    assert f"from {HEAD_REVISION} to {BASELINE_REVISION}" in capsys.readouterr().out
+    dialect = "postgresql" if url.startswith("postgresql") else "sqlite"
+
+    async def tag_index_present() -> bool:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as connection:
+                names = await connection.run_sync(lambda c: {i["name"] for i in _quiet_indexes(c)})
+                if dialect == "sqlite":  # reflection skips expression indexes there
+                    sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
+                    names |= set((await connection.execute(text(sql))).scalars())
+            return f"ix_lakery_manifests_tag_keys_{dialect}" in names
+        finally:
+            await engine.dispose()
+
+    assert not asyncio.run(tag_index_present())
+    assert main(["db", "current", "--database-url", url]) == 0
+    assert capsys.readouterr().out.strip() == BASELINE_REVISION
+    assert main(["db", "downgrade", BASELINE_REVISION, "--database-url", url]) == 0
+    assert "already at revision 0001" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--database-url", url, "-q"]) == 0
+    assert asyncio.run(tag_index_present())
+
+
+def _quiet_indexes(connection: Connection) -> list[Any]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection of expression")
+        return inspect(connection).get_indexes("lakery_manifests")
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [
+        ("base", "refusing to downgrade to base"),
+        ("0999", "unknown revision '0999'; lakery's revisions are 0001, 0002"),
+        (HEAD_REVISION, None),
+    ],
+)
+def test_downgrade_refuses_what_loses_data_or_makes_no_sense(
+    new_database: Callable[[], str],
+    capsys: pytest.CaptureFixture[str],
+    target: str,
+    message: str | None,
+) -> None:
+    url = new_database()
+    assert main(["db", "downgrade", "0001", "--database-url", url]) == 2
+    assert "no lakery revision: run `lakery db upgrade` first" in capsys.readouterr().err
+    assert main(["db", "upgrade", "--database-url", url, "-q", "--revision", "0001"]) == 0
+    capsys.readouterr()
+    status = main(["db", "downgrade", target, "--database-url", url])
+    if message is None:  # newer than the database
+        assert status == 2
+        assert "newer than the database's 0001: use db upgrade" in capsys.readouterr().err
+    else:
+        assert status == 2
+        assert message in capsys.readouterr().err
+    assert asyncio.run(inspect_database(url))[2] == BASELINE_REVISION
