@@ -10,6 +10,9 @@ class TestMyStorage(StorageConformance):
 Run with pytest and the anyio plugin (`anyio_backend` fixture returning "asyncio").
 Override `commit` for a storage whose writes become visible only when a save commits,
 and `leftovers` to let the suite check that failed streams leave nothing behind.
+
+A storage that `lakery gc` can clean also passes `GarbageCollectionConformance` (provide
+`age`, which makes a blob look old).
 """
 
 from __future__ import annotations
@@ -18,18 +21,21 @@ import hashlib
 import json
 import random
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import anyio
 import pytest
 
 from lakery.common.exceptions import NotFoundError
+from lakery.core.records import utc_now
 from lakery.core.serializer import Buffer
+from lakery.core.storage import BlobInfo
 from lakery.core.storage import HashingStream
 from lakery.core.storage import Locator
 from lakery.core.storage import Storage
 
-__all__ = ["StorageConformance"]
+__all__ = ["GarbageCollectionConformance", "StorageConformance"]
 
 
 def _digest(data: bytes) -> str:
@@ -181,3 +187,76 @@ class StorageConformance:
         await self.commit(storage)
         for locator in locators:
             assert bytes(await storage.get_value(locator)) == data
+
+
+class GarbageCollectionConformance:
+    """What garbage collection (`lakery gc`) needs from a storage: `list_blobs`,
+    `delete_blob` with its age re-check, and a re-write that makes a blob fresh.
+    Subclasses provide a `storage` fixture and `age`; `delete_leftovers` is
+    storage-specific: test it yourself."""
+
+    @pytest.fixture
+    def storage(self) -> Storage:
+        raise NotImplementedError("provide a `storage` fixture")
+
+    async def commit(self, storage: Storage) -> None:
+        """Make finished writes visible."""
+
+    async def age(self, storage: Storage, blob: BlobInfo) -> None:
+        """Make a blob look written long ago (e.g. set its file time to the year 2000)."""
+        raise NotImplementedError("override `age` for your storage")
+
+    async def put(self, storage: Storage, data: bytes) -> Any:
+        locator = await storage.put_value([data], size=len(data), sha256=_digest(data), tags={})
+        await self.commit(storage)
+        return locator
+
+    async def listed(self, storage: Storage) -> dict[str, BlobInfo]:
+        return {blob.sha256: blob async for blob in storage.list_blobs()}
+
+    async def test_lists_what_was_written(self, storage: Storage) -> None:
+        started = utc_now() - timedelta(seconds=2)
+        datas = [b"one", b"two" * 100, b""]
+        locators = [await self.put(storage, data) for data in datas]
+        stream_data = b"streamed" * 1000
+        stream_locator = await storage.put_stream(
+            HashingStream(_chunks([stream_data[:100], stream_data[100:]])), tags={}
+        )
+        await self.commit(storage)
+        found = await self.listed(storage)
+        assert set(found) == {_digest(d) for d in [*datas, stream_data]}
+        for data, locator in zip([*datas, stream_data], [*locators, stream_locator], strict=True):
+            blob = found[_digest(data)]
+            assert blob.size == len(data)
+            assert blob.locator == locator
+            assert blob.modified.tzinfo is not None
+            assert started <= blob.modified <= utc_now() + timedelta(seconds=2)
+
+    async def test_delete_blob_only_when_old(self, storage: Storage) -> None:
+        locator = await self.put(storage, b"garbage")
+        [blob] = (await self.listed(storage)).values()
+        assert not await storage.delete_blob(blob, older_than=utc_now() - timedelta(hours=1))
+        await self.commit(storage)
+        assert bytes(await storage.get_value(locator)) == b"garbage"
+        assert await storage.delete_blob(blob, older_than=utc_now() + timedelta(hours=1))
+        await self.commit(storage)
+        with pytest.raises(NotFoundError):
+            await storage.get_value(locator)
+        assert await self.listed(storage) == {}
+        # already gone: nothing to do
+        assert not await storage.delete_blob(blob, older_than=utc_now() + timedelta(hours=1))
+
+    async def test_reuse_makes_a_blob_fresh(self, storage: Storage) -> None:
+        await self.put(storage, b"reused")
+        [blob] = (await self.listed(storage)).values()
+        await self.age(storage, blob)
+        [old] = (await self.listed(storage)).values()
+        cutoff = utc_now() - timedelta(minutes=1)
+        assert old.modified < cutoff
+        await self.put(storage, b"reused")  # a save writes the same content again
+        [fresh] = (await self.listed(storage)).values()
+        assert fresh.modified >= cutoff
+        # gc listed it when it was old, then a save reused it: the re-check spares it
+        assert not await storage.delete_blob(old, older_than=cutoff)
+        await self.commit(storage)
+        assert bytes(await storage.get_value(old.locator)) == b"reused"

@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import update
 
 from lakery import BlobRecord
-from lakery import NotFoundError
 from lakery import StorageError
 from lakery.builtin import DatabaseStorage
 from lakery.builtin import FileStorage
@@ -25,9 +24,9 @@ from lakery.builtin import MemoryStorage
 from lakery.builtin import file_maintenance
 from lakery.core.records import utc_now
 from lakery.core.storage import BlobInfo
-from lakery.core.storage import HashingStream
 from lakery.core.storage import Storage
 from lakery.extra.aws import S3Storage
+from lakery.testing.storage import GarbageCollectionConformance
 from tests.test_storages import DatabaseStorageSetup
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
@@ -42,73 +41,7 @@ async def chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
         yield part
 
 
-class BlobContract:
-    """What garbage collection needs from a storage."""
-
-    async def commit(self, storage: Storage) -> None:
-        """Make finished writes visible."""
-
-    async def age(self, storage: Storage, blob: BlobInfo) -> None:
-        """Make a blob look written long ago."""
-        raise NotImplementedError
-
-    async def put(self, storage: Storage, data: bytes) -> Any:
-        locator = await storage.put_value([data], size=len(data), sha256=sha(data), tags={})
-        await self.commit(storage)
-        return locator
-
-    async def listed(self, storage: Storage) -> dict[str, BlobInfo]:
-        return {blob.sha256: blob async for blob in storage.list_blobs()}
-
-    async def test_lists_what_was_written(self, storage: Storage) -> None:
-        started = utc_now() - timedelta(seconds=2)
-        datas = [b"one", b"two" * 100, b""]
-        locators = [await self.put(storage, data) for data in datas]
-        stream_data = b"streamed" * 1000
-        stream_locator = await storage.put_stream(
-            HashingStream(chunks([stream_data[:100], stream_data[100:]])), tags={}
-        )
-        await self.commit(storage)
-        found = await self.listed(storage)
-        assert set(found) == {sha(d) for d in [*datas, stream_data]}
-        for data, locator in zip([*datas, stream_data], [*locators, stream_locator], strict=True):
-            blob = found[sha(data)]
-            assert blob.size == len(data)
-            assert blob.locator == locator
-            assert blob.modified.tzinfo is not None
-            assert started <= blob.modified <= utc_now() + timedelta(seconds=2)
-
-    async def test_delete_blob_only_when_old(self, storage: Storage) -> None:
-        locator = await self.put(storage, b"garbage")
-        [blob] = (await self.listed(storage)).values()
-        assert not await storage.delete_blob(blob, older_than=utc_now() - timedelta(hours=1))
-        await self.commit(storage)
-        assert bytes(await storage.get_value(locator)) == b"garbage"
-        assert await storage.delete_blob(blob, older_than=utc_now() + timedelta(hours=1))
-        await self.commit(storage)
-        with pytest.raises(NotFoundError):
-            await storage.get_value(locator)
-        assert await self.listed(storage) == {}
-        # already gone: nothing to do
-        assert not await storage.delete_blob(blob, older_than=utc_now() + timedelta(hours=1))
-
-    async def test_reuse_makes_a_blob_fresh(self, storage: Storage) -> None:
-        await self.put(storage, b"reused")
-        [blob] = (await self.listed(storage)).values()
-        await self.age(storage, blob)
-        [old] = (await self.listed(storage)).values()
-        cutoff = utc_now() - timedelta(minutes=1)
-        assert old.modified < cutoff
-        await self.put(storage, b"reused")  # a save writes the same content again
-        [fresh] = (await self.listed(storage)).values()
-        assert fresh.modified >= cutoff
-        # gc listed it when it was old, then a save reused it: the re-check spares it
-        assert not await storage.delete_blob(old, older_than=cutoff)
-        await self.commit(storage)
-        assert bytes(await storage.get_value(old.locator)) == b"reused"
-
-
-class TestMemoryStorage(BlobContract):
+class TestMemoryStorage(GarbageCollectionConformance):
     @pytest.fixture
     def storage(self) -> MemoryStorage:
         return MemoryStorage()
@@ -118,7 +51,7 @@ class TestMemoryStorage(BlobContract):
         storage.modified[blob.sha256] = LONG_AGO
 
 
-class TestFileStorage(BlobContract):
+class TestFileStorage(GarbageCollectionConformance):
     @pytest.fixture
     def storage(self, tmp_path: Path) -> FileStorage:
         return FileStorage(tmp_path / "blobs")
@@ -227,7 +160,7 @@ class TestFileStorage(BlobContract):
 
 
 @pytest.mark.usefixtures("database_url")
-class TestDatabaseStorage(DatabaseStorageSetup, BlobContract):
+class TestDatabaseStorage(DatabaseStorageSetup, GarbageCollectionConformance):
     async def age(self, storage: Storage, blob: BlobInfo) -> None:
         await self.session.execute(
             update(BlobRecord).where(BlobRecord.sha256 == blob.sha256).values(created_at=LONG_AGO)
@@ -242,7 +175,7 @@ class TestDatabaseStorage(DatabaseStorageSetup, BlobContract):
         assert set(await self.listed(storage)) == {sha(d) for d in datas}
 
 
-class TestS3Storage(BlobContract):
+class TestS3Storage(GarbageCollectionConformance):
     @pytest.fixture
     def storage(self, make_storage: Callable[..., S3Storage]) -> S3Storage:
         return make_storage(prefix="gc/test")
