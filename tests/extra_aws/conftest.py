@@ -82,6 +82,8 @@ class Fault:
     header: str | None = None
     cut_body: bool = False
     corrupt_body: bool = False
+    stall_body: float = 0.0
+    """Seconds to wait after sending the first half of the body (then send the rest)."""
 
     def matches(self, request: Request) -> bool:
         if self.times <= 0 or (self.method and request.method != self.method):
@@ -132,6 +134,9 @@ class FaultProxy:
         """Seconds added to every request."""
         self.in_flight = 0
         self.max_in_flight = 0
+        self.before_forward: Callable[[Request], None] | None = None
+        """Called (in the proxy's thread) with each request before it goes to moto."""
+        self._release = threading.Event()  # ends the pauses of stalled responses
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _ProxyHandler)
         self._server.daemon_threads = True
@@ -147,12 +152,18 @@ class FaultProxy:
         return fault
 
     def reset(self) -> None:
+        self._release.set()  # stalled responses of an earlier test end now
+        deadline = time.monotonic() + 10
+        while self.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._release.clear()
         with self._lock:
             self.faults.clear()
             self.requests.clear()
             self.injected = 0
             self.latency = 0.0
             self.max_in_flight = 0
+            self.before_forward = None
 
     def operations(self) -> list[str]:
         """The S3 operations received so far, in order."""
@@ -198,10 +209,13 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def _forward(self, proxy: FaultProxy) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         headers = {k.lower(): v for k, v in self.headers.items()}
-        fault = proxy.take(Request(self.command, self.path, headers))
-        if fault is not None and not (fault.cut_body or fault.corrupt_body):
+        request = Request(self.command, self.path, headers)
+        fault = proxy.take(request)
+        if fault is not None and not (fault.cut_body or fault.corrupt_body or fault.stall_body):
             self._send_error(fault)
             return
+        if proxy.before_forward is not None:
+            proxy.before_forward(request)
         upstream = http.client.HTTPConnection("127.0.0.1", proxy.upstream_port, timeout=60)
         try:
             headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
@@ -225,6 +239,15 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                     self.wfile.flush()
                     self.close_connection = True
                     self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if fault is not None and fault.stall_body:  # half, a pause, the rest
+                    try:
+                        self.wfile.write(payload[: len(payload) // 2])
+                        self.wfile.flush()
+                        proxy._release.wait(fault.stall_body)
+                        self.wfile.write(payload[len(payload) // 2 :])
+                    except OSError:  # the client hung up meanwhile
+                        self.close_connection = True
                     return
                 self.wfile.write(payload)
         finally:

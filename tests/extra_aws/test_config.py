@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -98,6 +99,10 @@ def test_locator_of_another_bucket_and_prefix_is_valid() -> None:
         ("copy_part_size", 1024),
         ("multipart_threshold", 0),
         ("read_chunk_size", 0),
+        ("stream_spool_max_bytes", -1),
+        ("stream_spool_max_bytes", "4 GiB"),
+        ("stream_spool_dir", 42),
+        ("stream_spool_dir", ""),
         ("max_concurrency", 0),
         ("upload_concurrency", True),
         ("object_tags", "labels"),
@@ -112,6 +117,16 @@ def test_locator_of_another_bucket_and_prefix_is_valid() -> None:
 def test_bad_options_say_what_to_change(option: str, value: object) -> None:
     with pytest.raises(ConfigurationError, match=option.split("_")[0]):
         S3Storage("my-bucket", **{option: value})  # type: ignore[arg-type]
+
+
+def test_spool_options(tmp_path: Path) -> None:
+    default = S3Storage("my-bucket")
+    assert default.stream_spool_dir is None  # the system's temporary directory, when used
+    assert default.stream_spool_max_bytes == 4 << 30
+    storage = S3Storage("my-bucket", stream_spool_dir=tmp_path, stream_spool_max_bytes=None)
+    assert storage.stream_spool_dir == str(tmp_path)
+    assert storage.stream_spool_max_bytes == 0  # spooling off
+    assert S3Storage("my-bucket", stream_spool_max_bytes=0).stream_spool_max_bytes == 0
 
 
 def test_from_url() -> None:

@@ -92,7 +92,7 @@ async def test_body_cut_off_mid_transfer_is_read_again(
     locator = await put(storage, data)
     fault_proxy.fail(1, method="GET", cut_body=True)
     assert bytes(await storage.get_value(locator)) == data
-    fault_proxy.fail(1, method="GET", cut_body=True)  # a ranged chunk of a streamed read
+    fault_proxy.fail(1, method="GET", cut_body=True)  # a streamed read resumes
     reader = await storage.get_stream(locator)
     assert b"".join([bytes(c) async for c in reader]) == data
     assert fault_proxy.injected == 2

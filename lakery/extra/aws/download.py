@@ -1,23 +1,32 @@
-"""Reading objects for `S3Storage`: whole bodies into one buffer, and ranged chunks."""
+"""Reading objects for `S3Storage`: whole bodies into one buffer, and streamed reads."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
 
+import anyio
+from botocore.exceptions import ClientError
 from botocore.exceptions import IncompleteReadError
 
 from lakery.common.exceptions import StorageError
 from lakery.core.serializer import Buffer
 from lakery.core.storage import Locator
+from lakery.extra.aws.client import LoopClient
+from lakery.extra.aws.retry import describe
+from lakery.extra.aws.retry import error_code
+from lakery.extra.aws.retry import is_retryable
+from lakery.extra.aws.retry import translate_error
 
 if TYPE_CHECKING:
     from lakery.extra.aws.storage import S3Storage
 
 __all__ = ["ObjectReader", "read_body"]
+
+logger = logging.getLogger("lakery.extra.aws")
 
 _READ_STEP = 1 << 20
 
@@ -40,65 +49,173 @@ async def read_body(response: Mapping[str, Any]) -> bytearray:
 
 
 class ObjectReader:
-    """Reads an object in ranged GETs of `read_chunk_size`, one chunk ahead of the reader.
+    """Reads an object with one streamed GET, in chunks of at most `read_chunk_size` bytes
+    (what has arrived, as aiohttp hands it over: no copy into buffers of a fixed size).
 
-    Nothing is requested before the first `__anext__`. While the reader works on a chunk,
-    the next one is fetched in a background task, so the latency of a request overlaps
-    with the reader's work; no connection stays open between requests, so an unconsumed
-    or paused reader does not hold on to the connection pool. `aclose()` (or exhausting
-    the reader) cancels the fetch ahead.
+    `S3Storage.get_stream` has checked with a HEAD that the object exists; nothing else is
+    requested, and no connection is taken, before the first `__anext__`. The GET carries
+    the ETag the HEAD saw (``If-Match``). If the transfer breaks off (a reset connection,
+    a truncated body), the rest is requested with a ranged GET from the first byte not yet
+    read (``Range: bytes=<offset>-``, with the same ``If-Match``), after the retry policy's
+    backoff; breaks in a row with no byte received in between count against
+    `max_attempts`. An object replaced in the meantime fails the ``If-Match``, which
+    raises `StorageError` rather than mixing the bytes of two objects. Exhausting the
+    reader, `aclose()`, an error or a cancellation closes the response.
     """
 
-    def __init__(self, storage: S3Storage, locator: Locator, bucket: str, key: str, size: int):
+    def __init__(
+        self,
+        storage: S3Storage,
+        locator: Locator,
+        bucket: str,
+        key: str,
+        size: int,
+        etag: str | None,
+    ) -> None:
         self._storage = storage
         self._locator = locator
+        self._bucket = bucket
+        self._key = key
         self._where = f"s3://{bucket}/{key}"
         self._size = size
-        self._requested = 0  # bytes requested so far
-        self._ahead: asyncio.Task[bytearray] | None = None
+        self._etag = etag
+        self._offset = 0  # bytes returned so far
+        self._body: Any = None
+        self._failures = 0  # breaks in a row without progress
+        self._closed = False
 
     def __aiter__(self) -> ObjectReader:
         return self
 
     async def __anext__(self) -> Buffer:
-        ahead, self._ahead = self._ahead, None
-        if ahead is None:
-            if self._requested >= self._size:
-                raise StopAsyncIteration
-            chunk = await self._fetch_next()
-        else:
-            chunk = await ahead
-        if self._requested < self._size:
-            self._ahead = asyncio.ensure_future(self._fetch_next())
-            self._ahead.add_done_callback(_retrieve)
-        return chunk
-
-    async def _fetch_next(self) -> bytearray:
-        start = self._requested
-        end = min(start + self._storage.read_chunk_size, self._size) - 1
-        self._requested = end + 1
-        chunk = await self._storage.read_range(self._locator, start, end)
-        if len(chunk) != end + 1 - start:
-            msg = f"{self._where} changed while it was being read; read it again"
-            raise StorageError(msg)
+        if self._closed:
+            raise StopAsyncIteration
+        if self._offset >= self._size:
+            await self._finish()
+            raise StopAsyncIteration
+        want = min(self._storage.read_chunk_size, self._size - self._offset)
+        try:
+            chunk = await self._read(want)
+        except BaseException:
+            self._close_body()  # errors and cancellation: the connection is not reused
+            raise
+        self._offset += len(chunk)
         return chunk
 
     async def aclose(self) -> None:
-        """Stop reading: cancel the chunk being fetched ahead, if any."""
-        self._requested = self._size
-        ahead, self._ahead = self._ahead, None
-        if ahead is not None and not ahead.done():
-            ahead.cancel()
-            await asyncio.wait([ahead])  # its outcome is dropped; our own cancellation is not
+        """Stop reading: close the response, if one is open."""
+        self._closed = True
+        self._close_body()
 
     def __del__(self) -> None:
-        ahead = self._ahead
-        if ahead is not None and not ahead.done():
-            with contextlib.suppress(RuntimeError):  # its loop may be closed already
-                ahead.cancel()
+        with contextlib.suppress(Exception):  # its event loop may be closed already
+            self._close_body()
 
+    # -- internals ----------------------------------------------------------------------
 
-def _retrieve(task: asyncio.Task[bytearray]) -> None:
-    """Mark a fetch-ahead error as seen: a reader abandoned halfway must not log it."""
-    if not task.cancelled():
-        task.exception()
+    async def _read(self, want: int) -> bytes:
+        """What has arrived of the object, up to `want` bytes (at least one)."""
+        while True:
+            if self._body is None:
+                self._body = await self._open(self._offset)
+            try:
+                piece = await self._body.read(want)
+                if not piece:  # ended early without an error from the transport
+                    raise IncompleteReadError(actual_bytes=self._offset, expected_bytes=self._size)
+            except Exception as exc:
+                self._close_body()
+                await self._after_break(exc, self._offset)
+                continue
+            self._failures = 0
+            return piece
+
+    async def _open(self, start: int) -> Any:
+        """The body of a GET of the object from byte `start` on."""
+        params: dict[str, Any] = {}
+        if self._etag:
+            params["IfMatch"] = self._etag
+        if start:
+            params["Range"] = f"bytes={start}-"
+
+        async def attempt(client: LoopClient) -> Any:
+            try:
+                response = await client.client.get_object(
+                    Bucket=self._bucket, Key=self._key, **params
+                )
+            except ClientError as exc:
+                code, status = error_code(exc)
+                if status == 412 or code == "PreconditionFailed":
+                    raise StorageError(self._changed(start)) from exc
+                raise
+            body = response["Body"]
+            if int(response["ContentLength"]) != self._size - start:
+                body.close()
+                raise StorageError(self._changed(start))
+            return body
+
+        return await self._storage.run(
+            "GetObject", attempt, bucket=self._bucket, key=self._key, locator=self._locator
+        )
+
+    async def _after_break(self, exc: Exception, position: int) -> None:
+        """Raise the lakery error for `exc`, or wait before the transfer is resumed."""
+        policy = self._storage.retry
+        retry = self._failures
+        client = await self._storage._clients.get()
+        if not is_retryable(exc) or retry + 1 >= policy.max_attempts:
+            raise translate_error(
+                exc,
+                operation="GetObject",
+                where=self._where,
+                locator=self._locator,
+                attempts=retry + 1,
+                secrets=client.secrets,
+            ) from exc
+        self._failures += 1
+        wait = policy.delay(retry)
+        logger.info(
+            "S3 GetObject %s broke off after %d of %d bytes (%s); resuming from there, "
+            "retry %d of %d in %.2fs",
+            self._where,
+            position,
+            self._size,
+            describe(exc, client.secrets),
+            retry + 1,
+            policy.max_attempts - 1,
+            wait,
+        )
+        await anyio.sleep(wait)
+
+    async def _finish(self) -> None:
+        """At the end: check that the response ends there too, then close it."""
+        body, self._body = self._body, None
+        self._closed = True
+        if body is None:
+            return
+        try:
+            extra = await body.read(1)  # also lets botocore check a response checksum
+        except Exception as exc:
+            client = await self._storage._clients.get()
+            raise translate_error(
+                exc,
+                operation="GetObject",
+                where=self._where,
+                locator=self._locator,
+                secrets=client.secrets,
+            ) from exc
+        finally:
+            body.close()
+        if extra:
+            raise StorageError(self._changed(self._size))
+
+    def _changed(self, position: int) -> str:
+        return (
+            f"{self._where} changed while it was being read (at byte {position} of "
+            f"{self._size}; it is no longer the object whose ETag was {self._etag}); read "
+            "it again"
+        )
+
+    def _close_body(self) -> None:
+        body, self._body = self._body, None
+        if body is not None:
+            body.close()

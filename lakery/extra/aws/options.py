@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ from lakery.common.exceptions import ConfigurationError
 __all__ = [
     "ADDRESSING_STYLES",
     "CHECKSUM_SETTINGS",
+    "MAX_OBJECT_SIZE",
     "MAX_PART_SIZE",
     "MIN_PART_SIZE",
     "GiB",
@@ -19,6 +21,8 @@ __all__ = [
     "check_endpoint",
     "checksum_setting",
     "choice",
+    "directory",
+    "optional_size",
 ]
 
 MiB = 1 << 20
@@ -27,6 +31,8 @@ MIN_PART_SIZE = 5 * MiB
 """S3's smallest part (all but the last part of a multipart upload)."""
 MAX_PART_SIZE = 5 * GiB
 """S3's largest part, single PUT and single copy."""
+MAX_OBJECT_SIZE = 5 * 1024 * GiB
+"""S3's largest object."""
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 CHECKSUM_SETTINGS = ("when_supported", "when_required")
 
@@ -69,5 +75,32 @@ def checksum_setting(option: str, value: object) -> Any:
 def bounded_int(option: str, value: object, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         msg = f"S3Storage({option}=...) must be an int from {low} to {high}, got {value!r}"
+        raise ConfigurationError(msg)
+    return value
+
+
+def directory(option: str, value: object) -> str | None:
+    """A directory path as a str (None stays None); it need not exist yet."""
+    if value is None:
+        return None
+    if not isinstance(value, str | os.PathLike) or not os.fspath(value):
+        msg = f"S3Storage({option}=...) must be a directory path or None, got {value!r}"
+        raise ConfigurationError(msg)
+    path = os.fspath(value)
+    if not isinstance(path, str):
+        msg = f"S3Storage({option}=...) must be a str path, got {value!r}"
+        raise ConfigurationError(msg)
+    return path
+
+
+def optional_size(option: str, value: object, high: int) -> int:
+    """A byte count from 0 to `high`; None counts as 0 (off)."""
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= high:
+        msg = (
+            f"S3Storage({option}=...) must be None or 0 (off) or a number of bytes up to "
+            f"{high}, got {value!r}"
+        )
         raise ConfigurationError(msg)
     return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import re
 from collections.abc import AsyncIterator
 from collections.abc import Awaitable
@@ -70,25 +71,35 @@ class S3Storage(Storage):
       (by default 5 GiB, the most one PUT can hold) are uploaded in parts straight to
       their content address.
     - A stream's hash is known only at its end. A stream that ends within its first part
-      is one PutObject. A longer one is uploaded in `part_size` parts (at most
-      `upload_concurrency` in flight; memory stays near ``(2 * upload_concurrency + 1) *
-      part_size`` whatever the stream's length, as botocore and aiohttp hold a copy of each
-      part being sent) to a temporary key ``<prefix>/tmp/<id>``. When it is complete, it
-      is copied server-side to its content address (CopyObject up to `copy_part_size`,
-      above that a multipart UploadPartCopy in `copy_part_size` ranges, so there is no
-      5 GB copy limit; skipped if the content is already there) and the temporary object
-      is deleted. This costs a server-side copy, but keeps every object at its content
-      address complete and deduplicated, whatever the stream's length. The upload is
-      aborted, and the temporary object deleted, on any error or cancellation. A stream
-      can have at most 10,000 parts: raise `part_size` for streams longer than
-      ``10,000 * part_size``.
+      is one PutObject. A longer one is spooled: written to an anonymous file in
+      `stream_spool_dir` while it is hashed (in a worker thread, `part_size` at a time),
+      then uploaded from that file straight to its content address, in `part_size` parts
+      with at most `upload_concurrency` in flight (one PutObject if it fits in one part).
+      If that content is stored already, nothing is uploaded: the object is rewritten in
+      place by a server-side copy, which refreshes its LastModified so that garbage
+      collection spares it until the save commits. The spool file is deleted in every
+      case (the operating system reclaims it even if the process dies).
+    - A stream longer than `stream_spool_max_bytes` (or than half the free space of the
+      spool directory), or any multi-part stream when spooling is off, is uploaded in
+      `part_size` parts to a temporary key ``<prefix>/tmp/<id>`` as it is read (what was
+      spooled goes first), then copied server-side to its content address (CopyObject up
+      to `copy_part_size`, above that a multipart UploadPartCopy in `copy_part_size`
+      ranges, so there is no 5 GB copy limit), and the temporary object is deleted. Memory
+      stays near ``(2 * upload_concurrency + 1) * part_size`` whatever the stream's
+      length, as botocore and aiohttp hold a copy of each part being sent. Such a stream
+      can have at most 10,000 parts: raise `part_size` for streams longer than ``10,000 *
+      part_size``.
+    - Multipart uploads are aborted, temporary objects deleted and spool files closed
+      (so deleted) on any error or cancellation.
     - Object tags: see `object_tags`. With deduplicated content, the tags are those of
-      the write that created or last replaced the object; lakery's records keep all tags.
+      the last write of the object; lakery's records keep all tags.
 
-    Reads: `get_value` is one GetObject. `get_stream` checks that the object exists (so a
-    missing one raises `NotFoundError` before iteration) and then reads it in ranged GETs
-    of `read_chunk_size` bytes, one chunk ahead of the reader and holding no connection
-    between requests; a chunk whose transfer breaks off is fetched again.
+    Reads: `get_value` is one GetObject. `get_stream` checks with a HeadObject that the
+    object exists (so a missing one raises `NotFoundError` before iteration, and no
+    connection is held by a stream not yet iterated), then reads it with one streamed
+    GetObject in chunks of at most `read_chunk_size`. A transfer that breaks off is
+    resumed where it stopped with a ranged GET conditional on the object's ETag, so an
+    object replaced meanwhile raises `StorageError` instead of mixing bytes.
 
     Calls are limited to `max_concurrency` at a time per event loop and retried with
     exponential backoff and jitter on throttling (SlowDown, 503), 5xx errors and broken
@@ -129,10 +140,16 @@ class S3Storage(Storage):
             instead of one PUT (5 MiB to 5 GiB). Lower it to bound the memory and speed up
             the upload of large values: one PUT needs about twice the value's size.
         upload_concurrency: parts of one stream uploaded at the same time.
-        copy_part_size: streams larger than this are copied to their content address in
+        copy_part_size: server-side copies of objects larger than this (a stream sent
+            through a temporary object, stored content refreshed in place) are made in
             parts of this size (5 MiB to 5 GiB).
-        read_chunk_size: bytes per ranged GET when streaming a read (a reader holds up
-            to two chunks).
+        stream_spool_dir: the directory of spool files; None: the system's temporary
+            directory (`tempfile.gettempdir()`, e.g. ``$TMPDIR``) at the time of the write.
+        stream_spool_max_bytes: the longest stream spooled to a local file (and at most
+            half the free space of `stream_spool_dir`); longer streams, and every stream
+            when None or 0, go through a temporary object.
+        read_chunk_size: the largest chunk a streamed read yields (a reader holds one
+            chunk, plus aiohttp's read buffer).
         max_concurrency: S3 calls in flight at once (per event loop); also the size of
             the connection pool.
         max_attempts: attempts per S3 call, the first included.
@@ -162,7 +179,9 @@ class S3Storage(Storage):
         multipart_threshold: int = 5 * GiB,
         upload_concurrency: int = 4,
         copy_part_size: int = 256 * MiB,
-        read_chunk_size: int = 8 * MiB,
+        stream_spool_dir: str | os.PathLike[str] | None = None,
+        stream_spool_max_bytes: int | None = 4 * GiB,
+        read_chunk_size: int = 1 * MiB,
         max_concurrency: int = 10,
         max_attempts: int = 5,
         retry_base_delay: float = 0.1,
@@ -189,6 +208,10 @@ class S3Storage(Storage):
         self.part_size = options.bounded_int("part_size", part_size, MIN_PART_SIZE, MAX_PART_SIZE)
         self.copy_part_size = options.bounded_int(
             "copy_part_size", copy_part_size, MIN_PART_SIZE, MAX_PART_SIZE
+        )
+        self.stream_spool_dir = options.directory("stream_spool_dir", stream_spool_dir)
+        self.stream_spool_max_bytes = options.optional_size(
+            "stream_spool_max_bytes", stream_spool_max_bytes, options.MAX_OBJECT_SIZE
         )
         self.read_chunk_size = options.bounded_int(
             "read_chunk_size", read_chunk_size, 1, MAX_PART_SIZE
@@ -290,7 +313,8 @@ class S3Storage(Storage):
     async def get_stream(self, locator: Locator) -> AsyncIterator[Buffer]:
         bucket, key = layout.locator_parts(locator)
         head = await self.call("HeadObject", key, bucket=bucket, locator=locator)
-        return download.ObjectReader(self, locator, bucket, key, int(head["ContentLength"]))
+        size = int(head["ContentLength"])
+        return download.ObjectReader(self, locator, bucket, key, size, head.get("ETag"))
 
     async def read_range(self, locator: Locator, start: int, end: int) -> bytearray:
         """Bytes `start` to `end` (inclusive) of the object at `locator`, in one ranged GET."""

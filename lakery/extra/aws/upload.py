@@ -1,11 +1,21 @@
-"""Multipart uploads for `S3Storage`: streams (temporary key, then copy) and huge values.
+"""Multipart uploads for `S3Storage`: streams and huge values.
 
-A stream's content address is known only once it is exhausted, and S3 cannot rename. So a
-stream that does not fit in one part is uploaded to ``<prefix>/tmp/<id>`` and then copied
-server-side to its content address: CopyObject up to `copy_part_size`, a multipart
-UploadPartCopy of `copy_part_size` ranges above that (CopyObject stops at 5 GB). Every
-multipart upload is aborted, and the temporary object deleted, on any error or
-cancellation, in a shielded scope.
+A stream's content address is known only once it is exhausted, and S3 cannot rename. A
+stream that does not fit in one part is therefore either
+
+- spooled: written to an anonymous local file while it is hashed (`spool.SpoolFile`), then,
+  knowing its hash, uploaded from that file straight to its content address, or not at
+  all if the content is already stored there (the object is then rewritten in place by
+  a server-side copy, which refreshes its LastModified for garbage collection); or
+- sent through a temporary object, when spooling is off or the stream outgrows
+  `stream_spool_max_bytes` (or half the spool's free space, or a write to the spool
+  fails): uploaded to ``<prefix>/tmp/<id>`` while it is read, then copied server-side to
+  its content address (CopyObject up to `copy_part_size`, a multipart UploadPartCopy of
+  `copy_part_size` ranges above that, as CopyObject stops at 5 GB). What was spooled
+  before the switch is sent from the spool file first.
+
+Every multipart upload is aborted, the temporary object deleted and the spool file closed
+(which deletes it) on any error or cancellation, in shielded scopes.
 """
 
 from __future__ import annotations
@@ -22,7 +32,9 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 import anyio
+import anyio.to_thread
 
+from lakery.common.exceptions import AccessDeniedError
 from lakery.common.exceptions import LakeryError
 from lakery.common.exceptions import NotFoundError
 from lakery.common.exceptions import StorageError
@@ -31,6 +43,9 @@ from lakery.core.serializer import Buffer
 from lakery.core.storage import HashingStream
 from lakery.core.storage import Locator
 from lakery.extra.aws import layout
+from lakery.extra.aws.spool import SpoolFile
+from lakery.extra.aws.spool import crc32_b64
+from lakery.extra.aws.spool import spool_directory
 
 if TYPE_CHECKING:
     from lakery.extra.aws.storage import S3Storage
@@ -54,22 +69,134 @@ def b64_digest(sha256: str) -> str:
 async def put_stream(
     storage: S3Storage, stream: HashingStream, *, tags: Mapping[str, str]
 ) -> Locator:
-    """Write a stream: one PUT if it fits in one part, else multipart to a temporary key."""
+    """Write a stream: one PUT if it fits in one part, else spooled or through a temporary
+    object (see the module docstring)."""
     async with aclosing(regroup(stream, storage.part_size)) as parts:
         first = await anext(parts, None)
         if first is None or len(first) < storage.part_size:  # the stream has ended
             body = [first] if first is not None else []
             return await storage.put_value(body, size=stream.size, sha256=stream.sha256, tags=tags)
-        temp_key = f"{layout.temp_prefix(storage.prefix)}{uuid.uuid4().hex}"
         head = [first]
-        del first  # only `head` holds it, until it is sent
+        del first  # only `head` holds it, until it is spooled or sent
+        spool = await _open_spool(storage) if storage.stream_spool_max_bytes else None
+        if spool is None:
+            return await _put_through_temp(storage, stream, _chain(head, parts), tags)
         try:
-            await upload_in_parts(storage, temp_key, _chain(head, parts), tags=tags)
-            key = layout.content_key(storage.prefix, stream.sha256)
-            await _copy(storage, temp_key, key, stream.size, tags)
+            return await _put_spooled(storage, stream, spool, head, parts, tags)
         finally:
-            # also after a failed upload: its completion may have reached S3 unanswered
-            await _delete_quietly(storage, temp_key)
+            await spool.close()
+
+
+async def _open_spool(storage: S3Storage) -> SpoolFile | None:
+    directory = spool_directory(storage.stream_spool_dir)
+    try:
+        return await SpoolFile.create(directory)
+    except OSError as exc:
+        logger.warning(
+            "cannot create a spool file in %r (%s); the stream goes through a temporary "
+            "object instead (set S3Storage(stream_spool_dir=...) to a writable directory, "
+            "or stream_spool_max_bytes=None to stop spooling)",
+            directory,
+            exc,
+        )
+        return None
+
+
+async def _put_spooled(
+    storage: S3Storage,
+    stream: HashingStream,
+    spool: SpoolFile,
+    head: list[bytes],
+    parts: AsyncIterator[bytes],
+    tags: Mapping[str, str],
+) -> Locator:
+    limit = min(storage.stream_spool_max_bytes or 0, spool.free_at_start // 2)
+    part: bytes | None = head.pop()
+    while True:
+        unwritten = await spool.settle()  # the previous part's write
+        if unwritten:  # a full disk: S3 takes the rest
+            break
+        if part is None:  # the stream has ended within the limit: its hash is known
+            return await _upload_spooled(storage, stream.sha256, spool, tags)
+        if spool.size + len(part) > limit:
+            logger.info(
+                "a stream of S3Storage %r outgrew its spool limit of %d bytes",
+                storage.name,
+                limit,
+            )
+            break
+        spool.write_soon(part)  # written while the next part is read and hashed
+        part = await anext(parts, None)
+    logger.info("the stream goes on through a temporary object")
+    if part is not None:
+        unwritten.append(part)
+    del part
+    spooled = _spooled_parts(spool, storage.part_size, spool.size)
+    rest = _concat(spooled, _chain(unwritten, parts))
+    return await _put_through_temp(storage, stream, rest, tags)
+
+
+async def _upload_spooled(
+    storage: S3Storage, sha256: str, spool: SpoolFile, tags: Mapping[str, str]
+) -> Locator:
+    key = layout.content_key(storage.prefix, sha256)
+    locator = {"bucket": storage.bucket, "key": key}
+    size = spool.size
+    if await _refresh_if_stored(storage, key, size, tags):
+        return locator
+    if size <= storage.part_size:
+        body = await spool.read(0, size)
+        return await storage.put_value([body], size=size, sha256=sha256, tags=tags)
+    piece = max(storage.part_size, math.ceil(size / MAX_PARTS))
+    await upload_in_parts(storage, key, _spooled_parts(spool, piece, size), tags=tags)
+    return locator
+
+
+async def _refresh_if_stored(
+    storage: S3Storage, key: str, size: int, tags: Mapping[str, str]
+) -> bool:
+    """Whether the content is stored at `key` already; if so, rewrite it in place
+    (server-side) so that its LastModified tells garbage collection that it is in use."""
+    try:
+        head = await storage.call("HeadObject", key)
+    except (NotFoundError, AccessDeniedError):  # 403: no s3:ListBucket, so maybe missing
+        return False
+    if int(head.get("ContentLength", -1)) != size:
+        logger.warning(
+            "s3://%s/%s holds %s bytes, not the %d of its content: it is uploaded again",
+            storage.bucket,
+            key,
+            head.get("ContentLength"),
+            size,
+        )
+        return False
+    try:
+        await _copy(storage, key, key, size, tags)
+    except NotFoundError:  # deleted since the HEAD (garbage collection): upload it
+        return False
+    logger.debug(
+        "s3://%s/%s is stored already: upload skipped, object refreshed in place",
+        storage.bucket,
+        key,
+    )
+    return True
+
+
+async def _put_through_temp(
+    storage: S3Storage,
+    stream: HashingStream,
+    parts: AsyncIterator[bytes],
+    tags: Mapping[str, str],
+) -> Locator:
+    """Upload `parts` to a temporary key, then copy the object to its content address."""
+    temp_key = f"{layout.temp_prefix(storage.prefix)}{uuid.uuid4().hex}"
+    try:
+        await upload_in_parts(storage, temp_key, parts, tags=tags)
+        key = layout.content_key(storage.prefix, stream.sha256)
+        await _copy(storage, temp_key, key, stream.size, tags)
+    finally:
+        # also after a failed upload: its completion may have reached S3 unanswered
+        await _delete_quietly(storage, temp_key)
     return {"bucket": storage.bucket, "key": key}
 
 
@@ -82,6 +209,7 @@ async def upload_in_parts(
     checksum: dict[str, Any] = {"ChecksumAlgorithm": "CRC32"} if client.request_checksums else {}
     upload = _Multipart(storage, key)
     await upload.start(**extra, **checksum)
+    with_crc32 = bool(checksum)
     try:
         slots = anyio.Semaphore(storage.upload_concurrency)
         try:
@@ -96,7 +224,7 @@ async def upload_in_parts(
                     number += 1
                     if number > MAX_PARTS:
                         raise StorageError(_too_many_parts(storage.part_size))
-                    group.start_soon(_send_part, upload, number, body, checksum, slots)
+                    group.start_soon(_send_part, upload, number, body, with_crc32, slots)
                     del body
         except BaseExceptionGroup as group_error:
             raise first_error(group_error) from None
@@ -146,14 +274,33 @@ async def _chain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterato
         yield part
 
 
+async def _concat(
+    first: AsyncIterator[bytes], second: AsyncIterator[bytes]
+) -> AsyncIterator[bytes]:
+    async for part in first:
+        yield part
+    async for part in second:
+        yield part
+
+
+async def _spooled_parts(spool: SpoolFile, piece: int, size: int) -> AsyncIterator[bytes]:
+    """The first `size` bytes of the spool file, in parts of `piece` bytes."""
+    for offset in range(0, size, piece):
+        yield await spool.read(offset, piece)
+
+
 async def _send_part(
     upload: _Multipart,
     number: int,
     body: bytes,
-    checksum: dict[str, Any],
+    with_crc32: bool,
     slots: anyio.Semaphore,
 ) -> None:
     try:
+        checksum: dict[str, Any] = {}
+        if with_crc32:  # computed here, in a worker thread, rather than by botocore on the loop
+            crc32 = await anyio.to_thread.run_sync(crc32_b64, body)
+            checksum = {"ChecksumAlgorithm": "CRC32", "ChecksumCRC32": crc32}
         await upload.send(number, body, **checksum)
     finally:
         slots.release()
@@ -253,13 +400,23 @@ def _part_entry(number: int, response: Mapping[str, Any]) -> dict[str, Any]:
 async def _copy(
     storage: S3Storage, source_key: str, key: str, size: int, tags: Mapping[str, str]
 ) -> None:
+    """Copy `source_key` to `key` server-side; onto itself when they are the same key,
+    which rewrites the object (new LastModified) with this write's tags."""
     # Copied even when identical content is stored already: the new LastModified is what
     # keeps garbage collection (which spares recent objects) away until the save commits.
+    in_place = source_key == key
     if size <= storage.copy_part_size:
         source = {"Bucket": storage.bucket, "Key": source_key}
         client = await storage._clients.get()
-        checksum = {"ChecksumAlgorithm": "CRC32"} if client.request_checksums else {}
-        await storage.call("CopyObject", key, CopySource=source, **checksum)  # whole-object CRC
+        params: dict[str, Any] = {"CopySource": source}
+        if client.request_checksums:
+            params["ChecksumAlgorithm"] = "CRC32"  # whole-object CRC
+        if in_place:  # S3 refuses a copy onto itself that changes nothing
+            params.update(MetadataDirective="REPLACE", ContentType=_OCTETS)
+            params.update(storage.tag_params(tags))
+            if storage.object_tags == "tagging":
+                params["TaggingDirective"] = "REPLACE"
+        await storage.call("CopyObject", key, **params)
         return
     upload = _Multipart(storage, key)
     await upload.start(ContentType=_OCTETS, **storage.tag_params(tags))
