@@ -13,7 +13,12 @@ repeat runs, interleaved (the order alternates from one repeat to the next):
   sha256 (``open``/``write``/``close``, no temporary name, no fsync): the rate at which
   this file system creates small files, which no file-per-object design can beat.
 
-Each run starts from empty tables and an empty storage directory.
+Each run starts from empty tables and an empty storage directory. The directories of all
+runs are removed only at the end: on a file system without a journal (ext4 as this
+benchmark's machine has it) creating a file right after many were deleted is several
+times slower (the kernel skips every recently deleted inode one by one when it picks a
+new one), so removing each run's files before the next run would slow down whichever
+run comes next, and measure the benchmark's own clean-up.
 """
 
 from __future__ import annotations
@@ -166,85 +171,116 @@ def run(
     log: Any = print,
 ) -> list[Row]:
     """The rows of this benchmark (see the module docstring)."""
-    databases = [("sqlite", None)]
+    databases: list[tuple[str, str | None]] = [("sqlite", None)]
     if postgres_url is not None:
         databases.append(("postgresql", postgres_url))
     rows: list[Row] = []
-    for database, url in databases:
-        for storage in ("files", "database"):
-            samples: dict[str, list[float]] = {k: [] for k in ("save", "load", "lsave", "lload")}
-            plain: list[float] = []
-            raw_files: list[float] = []
-            for repeat in range(repeats):
-                order = ["lakery", "labox"] if repeat % 2 == 0 else ["labox", "lakery"]
-                for who in order:
-                    with tempfile.TemporaryDirectory(dir=work, prefix=f"bulk-{who}-") as temp:
-                        db = url or f"sqlite+aiosqlite:///{Path(temp) / 'bench.db'}"
-                        files = Path(temp) / "files"
-                        if who == "lakery":
-                            save, load = asyncio.run(lakery_run(db, storage, files, count))
-                            samples["save"].append(count / save)
-                            samples["load"].append(count / load)
-                        elif labox_python is not None:
-                            config = {"url": db, "storage": storage, "root": str(files)}
-                            result = labox_env.run_driver(labox_python, {**config, "count": count})
-                            samples["lsave"].append(count / result["save"])
-                            samples["lload"].append(count / result["load"])
-                with tempfile.TemporaryDirectory(dir=work, prefix="bulk-plain-") as temp:
-                    db = url or f"sqlite+aiosqlite:///{Path(temp) / 'bench.db'}"
-                    plain.append(count / asyncio.run(plain_insert(db, count)))
-                    if storage == "files":
-                        raw_files.append(count / raw_file_writes(Path(temp) / "raw", count))
-                log(
-                    f"  bulk {database}/{storage} repeat {repeat + 1}/{repeats}: lakery save "
-                    f"{samples['save'][-1]:,.0f}/s load {samples['load'][-1]:,.0f}/s"
-                    + (
-                        f"; labox save {samples['lsave'][-1]:,.0f}/s "
-                        f"load {samples['lload'][-1]:,.0f}/s"
-                        if samples["lsave"]
-                        else ""
-                    )
+    with tempfile.TemporaryDirectory(dir=work, prefix="bulk-") as runs:
+        for database, url in databases:
+            for storage in ("files", "database"):
+                case = Case(database, url, storage, count, labox_python, Path(runs))
+                rows.extend(case.run(repeats, log))
+    return rows
+
+
+class Case:
+    """One database and storage: lakery, labox and the baselines, `repeats` times each."""
+
+    def __init__(
+        self,
+        database: str,
+        url: str | None,
+        storage: str,
+        count: int,
+        labox_python: Path | None,
+        runs: Path,
+    ) -> None:
+        self.database, self.url, self.storage, self.count = database, url, storage, count
+        self.labox_python = labox_python
+        self.runs = runs
+        self.samples: dict[str, list[float]] = {k: [] for k in ("save", "load", "lsave", "lload")}
+        self.plain: list[float] = []
+        self.raw_files: list[float] = []
+
+    def new_run(self, who: str) -> tuple[str, Path]:
+        """A new directory (every run has its own; all are removed at the end) and the
+        database URL of a run."""
+        temp = Path(tempfile.mkdtemp(dir=self.runs, prefix=f"{who}-"))
+        return self.url or f"sqlite+aiosqlite:///{temp / 'bench.db'}", temp
+
+    def run(self, repeats: int, log: Any) -> list[Row]:
+        count, samples = self.count, self.samples
+        for repeat in range(repeats):
+            order = ["lakery", "labox"] if repeat % 2 == 0 else ["labox", "lakery"]
+            for who in order:
+                db, temp = self.new_run(who)
+                files = temp / "files"
+                if who == "lakery":
+                    save, load = asyncio.run(lakery_run(db, self.storage, files, count))
+                    samples["save"].append(count / save)
+                    samples["load"].append(count / load)
+                elif self.labox_python is not None:
+                    config = {"url": db, "storage": self.storage, "root": str(files)}
+                    result = labox_env.run_driver(self.labox_python, {**config, "count": count})
+                    samples["lsave"].append(count / result["save"])
+                    samples["lload"].append(count / result["load"])
+            db, temp = self.new_run("plain")
+            self.plain.append(count / asyncio.run(plain_insert(db, count)))
+            if self.storage == "files":
+                self.raw_files.append(count / raw_file_writes(temp / "raw", count))
+            log(
+                f"  bulk {self.database}/{self.storage} repeat {repeat + 1}/{repeats}: lakery "
+                f"save {samples['save'][-1]:,.0f}/s load {samples['load'][-1]:,.0f}/s"
+                + (
+                    f"; labox save {samples['lsave'][-1]:,.0f}/s load {samples['lload'][-1]:,.0f}/s"
+                    if samples["lsave"]
+                    else ""
                 )
-            case = f"{database}/{storage}"
-            extra = {"count": count, "plain_insert_objects_per_s": plain}
-            for verb, ours, theirs in (("save", "save", "lsave"), ("load", "load", "lload")):
-                rows.append(
-                    Row(
-                        "bulk",
-                        f"{verb} {case}",
-                        "objects/s",
-                        True,
-                        samples[ours],
-                        samples[theirs],
-                        "labox 0.1.0" if samples[theirs] else "",
-                        goal=">= 5x labox" if samples[theirs] else "",
-                        goal_ratio=5.0 if samples[theirs] else None,
-                        extra=dict(extra),
-                    )
-                )
+            )
+        return self.rows()
+
+    def rows(self) -> list[Row]:
+        samples, count = self.samples, self.count
+        case = f"{self.database}/{self.storage}"
+        extra = {"count": count, "plain_insert_objects_per_s": self.plain}
+        rows = [
+            Row(
+                "bulk",
+                f"{verb} {case}",
+                "objects/s",
+                True,
+                samples[ours],
+                samples[theirs],
+                "labox 0.1.0" if samples[theirs] else "",
+                goal=">= 5x labox" if samples[theirs] else "",
+                goal_ratio=5.0 if samples[theirs] else None,
+                extra=dict(extra),
+            )
+            for verb, ours, theirs in (("save", "save", "lsave"), ("load", "load", "lload"))
+        ]
+        rows.append(
+            Row(
+                "bulk",
+                f"save {case} vs plain insert",
+                "objects/s",
+                True,
+                list(samples["save"]),
+                self.plain,
+                "plain batched insert, 2 rows/object",
+                extra={"count": count},
+            )
+        )
+        if self.raw_files:
             rows.append(
                 Row(
                     "bulk",
-                    f"save {case} vs plain insert",
+                    f"save {case} vs raw file writes",
                     "objects/s",
                     True,
                     list(samples["save"]),
-                    plain,
-                    "plain batched insert, 2 rows/object",
+                    self.raw_files,
+                    "raw small-file writes, no fsync",
                     extra={"count": count},
                 )
             )
-            if raw_files:
-                rows.append(
-                    Row(
-                        "bulk",
-                        f"save {case} vs raw file writes",
-                        "objects/s",
-                        True,
-                        list(samples["save"]),
-                        raw_files,
-                        "raw small-file writes, no fsync",
-                        extra={"count": count},
-                    )
-                )
-    return rows
+        return rows

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 import uuid
 from collections.abc import AsyncIterator
 from collections.abc import Mapping
@@ -363,3 +365,195 @@ async def test_failing_rollback_keeps_the_original_error(
             await save_one(StorableValue("x"), session=session, registry=registry)
     assert "still lost at rollback" in caplog.text
     await assert_nothing_saved(new_session)
+
+
+def files_at_content_addresses(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in root.glob("??/*") if not p.name.startswith(".")}
+
+
+def leftover_temporary_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("count", [3, 40], ids=["fsync-per-file", "syncfs"])
+@pytest.mark.parametrize("step", ["flush", "rename"])
+async def test_failing_durability_step_of_files_saves_nothing(
+    new_session, registry: Registry, tmp_path: Path, monkeypatch, count: int, step: str
+) -> None:  # type: ignore[no-untyped-def]
+    """If flushing the files of a save or moving them into place fails, no record is
+    committed, no temporary file is left, and no partial file is visible."""
+    import lakery.builtin.file_storage as file_storage
+
+    root = tmp_path / "blobs"
+    registry = Registry(registries=[registry], default_storage=FileStorage(root))
+    if step == "flush":
+
+        def broken_fsync(path: str) -> None:
+            raise OSError(5, "Input/output error", path)
+
+        # syncfs fails too, as it does when a write-back failed: the files are then
+        # fsynced one by one, which fails.
+        monkeypatch.setattr(file_storage, "_syncfs", lambda fd: -1)
+        monkeypatch.setattr(file_storage, "_fsync_path", broken_fsync)
+    else:
+        renamed = []
+        rename = os.replace
+
+        def broken_rename(temp: str, path: str) -> None:
+            if renamed:
+                raise OSError(28, "No space left on device", path)
+            rename(temp, path)
+            renamed.append(path)
+
+        monkeypatch.setattr(file_storage.os, "replace", broken_rename)
+    async with new_session() as session:
+        with pytest.raises(OSError, match=r"Input/output error|No space left"):
+            async with new_saver(session=session, registry=registry) as saver:
+                for i in range(count):
+                    saver.save_soon(StorableValue(f"value {i}"))
+    await assert_nothing_saved(new_session)
+    assert leftover_temporary_files(root) == []
+    stored = files_at_content_addresses(root)
+    for name, data in stored.items():  # whatever was moved into place is whole
+        assert hashlib.sha256(data).hexdigest() == name
+    assert len(stored) == (0 if step == "flush" else 1)
+
+
+async def test_failing_file_write_leaves_no_temporary_file(
+    new_session, registry: Registry, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import lakery.builtin.file_storage as file_storage
+
+    root = tmp_path / "blobs"
+    registry = Registry(registries=[registry], default_storage=FileStorage(root))
+    writes = []
+
+    def full_disk(fd: int, buffer: object) -> None:
+        writes.append(fd)
+        if len(writes) == 25:
+            raise OSError(28, "No space left on device")
+        os.write(fd, buffer)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(file_storage, "_write_buffer", full_disk)
+    async with new_session() as session:
+        with pytest.raises(OSError, match="No space left"):
+            async with new_saver(session=session, registry=registry) as saver:
+                for i in range(40):
+                    saver.save_soon(StorableValue(f"value {i}"))
+    await assert_nothing_saved(new_session)
+    assert leftover_temporary_files(root) == []
+    assert files_at_content_addresses(root) == {}
+
+
+@pytest.mark.parametrize(("count", "syncfs_calls"), [(3, 0), (40, 2)])
+async def test_files_are_flushed_once_for_many_and_one_by_one_for_few(
+    new_session, registry: Registry, tmp_path: Path, monkeypatch, count: int, syncfs_calls: int
+) -> None:  # type: ignore[no-untyped-def]
+    """A save of many files flushes the file system once before moving them into place and
+    once after; a save of a few fsyncs each file and then each folder it changed."""
+    import lakery.builtin.file_storage as file_storage
+
+    root = tmp_path / "blobs"
+    registry = Registry(registries=[registry], default_storage=FileStorage(root))
+    calls: list[str] = []
+    fsync_path = file_storage._fsync_path
+    monkeypatch.setattr(file_storage, "_syncfs", lambda fd: calls.append("syncfs") or 0)
+    monkeypatch.setattr(
+        file_storage, "_fsync_path", lambda path: calls.append(path) or fsync_path(path)
+    )
+    async with new_session() as session:
+        async with new_saver(session=session, registry=registry) as saver:
+            futures = [saver.save_soon(StorableValue(f"value {i}")) for i in range(count)]
+    records = [future.get() for future in futures]
+    assert calls.count("syncfs") == syncfs_calls
+    fsynced = [call for call in calls if call != "syncfs"]
+    if syncfs_calls:
+        assert fsynced == []
+    else:
+        temps = [call for call in fsynced if call.endswith(".tmp")]
+        folders = {Path(call) for call in fsynced if not call.endswith(".tmp")}
+        assert len(temps) == count
+        # the fan-out folders of the files, and the folders that were created for them
+        assert {root.resolve(), root.resolve().parent} <= folders
+    assert leftover_temporary_files(root) == []
+    assert len(files_at_content_addresses(root)) == count
+    async with new_session() as session:
+        async with new_loader(session=session, registry=registry) as loader:
+            loads = [loader.load_soon(record, StorableValue) for record in records]
+    assert [f.get().value for f in loads] == [f"value {i}" for i in range(count)]
+
+
+async def test_bulk_load_across_storages_fails_only_the_broken_records(
+    new_session, registry: Registry, tmp_path: Path
+) -> None:
+    """Records are rebuilt as their parts arrive from several storages and streams; a
+    missing file fails its own record only."""
+
+    async def items(n: int) -> AsyncIterator[int]:
+        for i in range(n):
+            yield i
+
+    files = FileStorage(tmp_path / "blobs")
+    registry = Registry(registries=[registry], storages=[files])
+    objs: list[Pair | StorableValue[str] | StorableStream[int]] = []
+    for i in range(120):
+        objs.append(Pair(f"left {i}", f"right {i}"))  # two parts, in the database
+        objs.append(StorableValue(f"file {i}", storage=files))
+        if i % 20 == 0:
+            objs.append(StorableStream(items(i), storage=files))
+    async with new_session() as session:
+        async with new_saver(session=session, registry=registry) as saver:
+            futures = [saver.save_soon(obj) for obj in objs]
+    records = [f.get() for f in futures]
+    broken = records[4]  # StorableValue("file 1")
+    [content] = broken.contents
+    (Path(content.storage_data["root"]) / content.storage_data["key"]).unlink()
+    async with new_session() as session:
+        with pytest.raises(NotFoundError, match=str(broken.id)):
+            async with new_loader(session=session, registry=registry) as loader:
+                loads = [
+                    loader.load_soon(record, type(obj))
+                    for record, obj in zip(records, objs, strict=True)
+                ]
+    with pytest.raises(NotFoundError, match="'value' of record"):
+        loads[4].get()
+    streams = 0
+    for index, (obj, future) in enumerate(zip(objs, loads, strict=True)):
+        if index == 4:
+            continue
+        if isinstance(obj, StorableStream):
+            assert [item async for item in future.get()] == list(range(streams * 20))
+            streams += 1
+        else:
+            assert future.get() == obj
+    assert streams == 6
+
+
+class CountingStorage(MemoryStorage):
+    """Returns one value too few, or one locator too many."""
+
+    name = "test.miscounting@v1"
+
+    async def get_values(self, locators):  # type: ignore[no-untyped-def]
+        return (await super().get_values(locators))[:-1]
+
+    async def put_values(self, writes):  # type: ignore[no-untyped-def]
+        return [*(await super().put_values(writes)), {"extra": True}]
+
+
+async def test_storages_that_miscount_are_caught(new_session, registry: Registry) -> None:
+    storage = CountingStorage()
+    registry = Registry(registries=[registry], default_storage=storage)
+    async with new_session() as session:
+        with pytest.raises(LakeryError, match="returned 2 locators for 1"):
+            await save_one(StorableValue("x"), session=session, registry=registry)
+    await assert_nothing_saved(new_session)
+    memory = MemoryStorage(name="test.miscounting@v1")
+    async with new_session() as session:
+        record = await save_one(
+            StorableValue("x"),
+            session=session,
+            registry=Registry(registries=[registry], default_storage=memory, storages=[memory]),
+        )
+        with pytest.raises(LakeryError, match="returned 0 values for 1"):
+            await load_one(record, StorableValue, session=session, registry=registry)

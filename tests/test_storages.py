@@ -131,3 +131,46 @@ async def test_file_storage_root_created_lazily(tmp_path: Path) -> None:
     await storage.put_value([b"x"], size=1, sha256=_sha(b"x"), tags={})
     assert root.is_dir()
     assert os.listdir(root)
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 << 20])
+async def test_file_storage_reads_files_of_any_size(tmp_path: Path, size: int) -> None:
+    storage = FileStorage(tmp_path)
+    data = os.urandom(size)
+    locator = await storage.put_value([data], size=size, sha256=_sha(data), tags={})
+    [read] = await storage.get_values([locator])
+    assert bytes(read) == data  # type: ignore[arg-type]
+    assert bytes(await storage.get_value(locator)) == data
+
+
+async def test_file_storage_reads_all_of_a_file_that_changed_size(tmp_path: Path) -> None:
+    """Reads return what the file holds, whatever its size was recorded as: checking it is
+    the loader's job."""
+    storage = FileStorage(tmp_path)
+    small, large = b"small", os.urandom(3 << 20)
+    locators = [
+        await storage.put_value([data], size=len(data), sha256=_sha(data), tags={})
+        for data in (small, large)
+    ]
+    for locator, replacement in zip(locators, (small * 1000, large[:10]), strict=True):
+        (tmp_path / locator["key"]).write_bytes(replacement)
+    assert [bytes(b) for b in await storage.get_values(locators)] == [small * 1000, large[:10]]  # type: ignore[arg-type]
+
+
+def test_file_storage_temporary_names_are_unique_and_recognized_as_leftovers() -> None:
+    from lakery.builtin import file_maintenance
+    from lakery.builtin import file_storage
+
+    names = {f".{'0' * 64}.{file_storage._temp_id()}.tmp" for _ in range(1000)}
+    assert len(names) == 1000
+    assert all(file_maintenance._LEFTOVER_NAME.match(name) for name in names)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child names its files differently from the parent
+        os.write(write, file_storage._temp_id().encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    os.close(write)
+    assert child[:24] != file_storage._temp_id()[:24]

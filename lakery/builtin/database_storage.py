@@ -8,10 +8,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import String
+from sqlalchemy import any_
+from sqlalchemy import bindparam
 from sqlalchemy import delete
 from sqlalchemy import exists
 from sqlalchemy import insert
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,13 +77,21 @@ class DatabaseStorage(Storage):
         wanted = [locator.get("sha256") for locator in locators]
         found: dict[str, bytes] = {}
         unique = list({w for w in wanted if isinstance(w, str)})
+        table = BlobRecord.__table__
+        postgresql = session.get_bind().dialect.name == "postgresql"
         async with session_lock(session):
             for start in range(0, len(unique), _SELECT_BATCH):
                 chunk = unique[start : start + _SELECT_BATCH]
-                query = select(BlobRecord.sha256, BlobRecord.data).where(
-                    BlobRecord.sha256.in_(chunk)
+                # Table columns, not ORM attributes: plain rows, no ORM result processing.
+                # PostgreSQL gets the hashes as one array parameter (``= ANY(...)``) rather
+                # than one parameter each.
+                wanted_here = (
+                    table.c.sha256 == any_(bindparam("wanted", chunk, type_=ARRAY(String)))
+                    if postgresql
+                    else table.c.sha256.in_(chunk)
                 )
-                found.update((row.sha256, row.data) for row in await session.execute(query))
+                query = select(table.c.sha256, table.c.data).where(wanted_here)
+                found.update([(sha256, data) for sha256, data in await session.execute(query)])
         return [
             found[w] if w in found else NotFoundError(f"no blob {w} in lakery_blobs", locator=loc)
             for w, loc in zip(wanted, locators, strict=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import os
 import re
 import sys
@@ -47,9 +48,12 @@ _THREADS = 2
 class FileStorage(Storage):
     """Files under `root`, named by their sha256 (``ab/abcd…``: 256 subfolders).
 
-    Writes go to a temporary file that is fsynced, then renamed into place, so a reader
-    sees a whole file or none; identical content is written once. The locator records the
-    root it was written under and a key that cannot point outside it.
+    Writes go to a temporary file that is made durable, then renamed into place (and the
+    folder made durable too), so a reader sees a whole file or none, and a file is in place
+    before any record that points at it commits; identical content is written once. Inside
+    a save, the files are made durable together just before it commits (see
+    `_PendingFiles`). The locator records the root it was written under and a key that
+    cannot point outside it.
 
     Args:
         root: the directory to keep files in (created when first needed).
@@ -65,6 +69,7 @@ class FileStorage(Storage):
     ):
         super().__init__(name=name)
         self.root = Path(root).expanduser().resolve()
+        self._root = self.root.as_posix()
         self.fsync = fsync
 
     def __repr__(self) -> str:
@@ -76,65 +81,54 @@ class FileStorage(Storage):
         self, data: Sequence[Buffer], *, size: int, sha256: str, tags: Mapping[str, str]
     ) -> Locator:
         key = _key_for(sha256)
-        await anyio.to_thread.run_sync(self._write_file, self.root / key, data, size)
-        return {"root": self.root.as_posix(), "key": key}
+        await anyio.to_thread.run_sync(self._write_file, f"{self._root}/{key}", data, size)
+        return {"root": self._root, "key": key}
 
     async def put_values(self, writes: Sequence[ValueWrite]) -> list[Locator]:
         """Write many values, one worker-thread call per chunk of them, chunks in parallel.
 
-        Inside a save, files are written to temporary names and moved into place just
-        before the save commits, after one flush of the whole file system (instead of an
-        fsync per file); a failed save removes them.
+        Inside a save, files are written under temporary names and moved into place just
+        before the save commits, after they were all made durable at once (see
+        `_PendingFiles`); a failed save removes them.
         """
         keys = [_key_for(write.sha256) for write in writes]
         session = saving_session()
         pending = None
         if session is not None and self.fsync:
             pending = add_before_commit(session, f"lakery.file:{self.root}", self._pending_files)
+        root = self._root
 
         def write_chunk(indexes: range) -> None:
             for i in indexes:
-                path, write = self.root / keys[i], writes[i]
+                path, write = f"{root}/{keys[i]}", writes[i]
                 if pending is None:
                     self._write_file(path, write.data, write.size)
-                else:
-                    temp = self._write_temp(path, write.data, write.size, sync=False)
-                    if temp is not None:
-                        pending.moves.append((temp, path))
+                elif not _has_size(path, write.size):
+                    temp, created = _write_temp(path, write.data, sync=False)
+                    pending.add(temp, path, created)
 
         await _in_thread_chunks(write_chunk, len(writes))
-        return [{"root": self.root.as_posix(), "key": key} for key in keys]
+        return [{"root": root, "key": key} for key in keys]
 
     def _pending_files(self) -> _PendingFiles:
         return _PendingFiles(self)
 
-    def _write_file(self, path: Path, data: Sequence[Buffer], size: int) -> None:
-        temp = self._write_temp(path, data, size, sync=True)
-        if temp is not None:
-            self._move_into_place(temp, path)
-
-    def _write_temp(
-        self, path: Path, data: Sequence[Buffer], size: int, *, sync: bool
-    ) -> Path | None:
-        """Write `data` next to `path` under a temporary name; None if `path` already has it."""
+    def _write_file(self, path: str, data: Sequence[Buffer], size: int) -> None:
+        """Write `path` durably (temporary file, fsync, rename, fsync of its folder)."""
         if _has_size(path, size):
-            return None  # identical content is already there
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+            return  # identical content is already there
+        temp, created = _write_temp(path, data, sync=self.fsync)
         try:
-            with open(temp, "wb") as file:
-                for buffer in data:
-                    file.write(buffer)
-                if sync:
-                    self._sync(file)
+            os.replace(temp, path)
         except BaseException:
-            temp.unlink(missing_ok=True)
+            _remove(temp)
             raise
-        return temp
+        if self.fsync:
+            _sync_folders(_folders_to_sync([path], created))
 
     async def put_stream(self, stream: HashingStream, *, tags: Mapping[str, str]) -> Locator:
         temp_dir = self.root / "tmp"
-        await anyio.to_thread.run_sync(lambda: temp_dir.mkdir(parents=True, exist_ok=True))
+        created = await anyio.to_thread.run_sync(_make_folders, str(temp_dir))
         temp = temp_dir / f"{uuid.uuid4().hex}.tmp"
         file: IO[bytes] = await anyio.to_thread.run_sync(open, temp, "wb")
         try:
@@ -152,39 +146,33 @@ class FileStorage(Storage):
             finally:
                 await _shielded(file.close)
             key = _key_for(stream.sha256)
-            await anyio.to_thread.run_sync(self._move_into_place, temp, self.root / key)
+            await anyio.to_thread.run_sync(self._move_into_place, temp, self.root / key, created)
         except BaseException:
             await _shielded(lambda: temp.unlink(missing_ok=True))
             raise
-        return {"root": self.root.as_posix(), "key": key}
+        return {"root": self._root, "key": key}
 
-    def _move_into_place(self, temp: Path, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def _move_into_place(self, temp: Path, path: Path, created: list[str]) -> None:
+        created = created + _make_folders(str(path.parent))
         os.replace(temp, path)
-        self._sync_dir(path.parent)
+        if self.fsync:
+            _sync_folders(_folders_to_sync([str(path)], created))
 
     def _sync(self, file: IO[bytes]) -> None:
         if self.fsync:
             file.flush()
             os.fsync(file.fileno())
 
-    def _sync_dir(self, directory: Path) -> None:
-        if self.fsync and os.name == "posix":
-            fd = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
     # -- reading ------------------------------------------------------------------------
 
     async def get_value(self, locator: Locator) -> Buffer:
-        path = self._path(locator)
+        path = self._path_of(locator)
         return await anyio.to_thread.run_sync(_read_file, path, locator)
 
     async def get_values(self, locators: Sequence[Locator]) -> list[Buffer | NotFoundError]:
-        """Read small values in chunks, one worker-thread call per chunk, chunks in parallel."""
-        paths = [self._path(locator) for locator in locators]
+        """Read small values in chunks, one worker-thread call per chunk, chunks in parallel
+        (each file: open, fstat, one read, close)."""
+        paths = [self._path_of(locator) for locator in locators]
         results: list[Buffer | NotFoundError] = [b""] * len(paths)
 
         def read_chunk(indexes: range) -> None:
@@ -249,16 +237,20 @@ class FileStorage(Storage):
 
     def _path(self, locator: Locator) -> Path:
         """The file for a locator: under the root it was written to, else under this root."""
+        return Path(self._path_of(locator))
+
+    def _path_of(self, locator: Locator) -> str:
+        """`_path` as a string (what reads use)."""
         key = locator.get("key") if isinstance(locator, Mapping) else None
-        if not isinstance(key, str) or not _KEY.match(key):
+        if type(key) is not str or not _KEY.match(key):
             msg = f"invalid FileStorage locator {locator!r}: the key must be 'ab/<sha256>'"
             raise StorageError(msg)
         root = locator.get("root")
-        if isinstance(root, str) and root != self.root.as_posix():
-            written_to = Path(root) / key
-            if written_to.exists() or not (self.root / key).exists():
+        if root != self._root and isinstance(root, str):
+            written_to = (Path(root) / key).as_posix()
+            if os.path.exists(written_to) or not os.path.exists(f"{self._root}/{key}"):
                 return written_to
-        return self.root / key
+        return f"{self._root}/{key}"
 
 
 async def _in_thread_chunks(function: Any, count: int) -> None:
@@ -274,46 +266,113 @@ async def _in_thread_chunks(function: Any, count: int) -> None:
 
 
 class _PendingFiles:
-    """Files of one save, moved into place (durably) just before the save commits."""
+    """Files of one save, moved into place (durably) just before the save commits.
+
+    Many files are made durable with one ``syncfs`` of their file system before they are
+    moved into place, and their folders with another one after: measured on ext4, 2,000
+    small files commit at about the rate at which they can be written at all, while an
+    fdatasync per file from 8 to 128 threads (the file system merges concurrent flushes)
+    was 25-45% slower, also next to a program writing 128 MiB again and again. But
+    ``syncfs`` also writes what other programs left unwritten on the file system (next to
+    one writing 1 GiB, a save of one file took up to half a second instead of 8 ms), so
+    fewer than `SYNCFS_MIN_FILES` files are fsynced one by one (in parallel), then their
+    folders. If ``syncfs`` is missing or reports an error (a failed write-back anywhere
+    on the file system), each file is fsynced, which says whether it was one of ours.
+    """
 
     def __init__(self, storage: FileStorage) -> None:
         self.storage = storage
-        self.moves: list[tuple[Path, Path]] = []
+        self.moves: list[tuple[str, str]] = []
+        self.created: list[str] = []
+
+    def add(self, temp: str, path: str, created: list[str]) -> None:
+        """Called from worker threads (list.append and .extend hold the GIL)."""
+        self.moves.append((temp, path))
+        if created:
+            self.created.extend(created)
 
     async def __call__(self, session: object) -> None:
-        await anyio.to_thread.run_sync(self._commit)
-
-    def _commit(self) -> None:
-        if not self.moves:
+        moves = self.moves
+        if not moves:
             return
-        _flush_to_disk(self.storage.root, [temp for temp, _ in self.moves])
-        directories = set()
-        for temp, path in self.moves:
-            os.replace(temp, path)
-            directories.add(path.parent)
+        if len(moves) >= SYNCFS_MIN_FILES and _syncfs is not None:
+            await anyio.to_thread.run_sync(self._commit_with_syncfs)
+        else:
+            await _in_threads(_fsync_path, [temp for temp, _ in moves])
+            await anyio.to_thread.run_sync(_rename_all, moves)
+            self.moves = []
+            await _in_threads(_fsync_path, _folders_to_sync([p for _, p in moves], self.created))
+
+    def _commit_with_syncfs(self) -> None:
+        root = self.storage._root
+        moves = self.moves
+        if not _flush_file_system(root):
+            for temp, _ in moves:
+                _fsync_path(temp)
+        _rename_all(moves)
         self.moves = []
-        _flush_to_disk(self.storage.root, sorted(directories))
+        if not _flush_file_system(root):
+            for folder in _folders_to_sync([path for _, path in moves], self.created):
+                _fsync_path(folder)
 
     async def discard(self) -> None:
         moves, self.moves = self.moves, []
-        await anyio.to_thread.run_sync(lambda: [temp.unlink(missing_ok=True) for temp, _ in moves])
+        await anyio.to_thread.run_sync(lambda: [_remove(temp) for temp, _ in moves])
 
 
-def _flush_to_disk(root: Path, paths: list[Path]) -> None:
-    """Make `paths` (files or directories under `root`) durable: one syncfs on Linux."""
-    if _syncfs is not None:
-        fd = os.open(root, os.O_RDONLY)
-        try:
-            if _syncfs(fd) == 0:
-                return
-        finally:
-            os.close(fd)
-    for path in paths:  # no syncfs (or it failed): fsync one by one
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+SYNCFS_MIN_FILES = 16
+"""From how many files a save flushes the whole file system once instead of each file."""
+
+
+def _rename_all(moves: list[tuple[str, str]]) -> None:
+    for temp, path in moves:
+        os.replace(temp, path)
+
+
+async def _in_threads(function: Any, items: list[str]) -> None:
+    """`function(item)` for each item, each in its own worker thread, all at once."""
+    try:
+        async with anyio.create_task_group() as group:
+            for item in items:
+                group.start_soon(anyio.to_thread.run_sync, function, item)
+    except BaseExceptionGroup as group_error:
+        raise first_error(group_error) from None
+
+
+def _flush_file_system(root: str) -> bool:
+    """One syncfs of the file system that holds `root`; False when it is not available or
+    failed (a write error anywhere on the file system fails it: each file is then fsynced,
+    which tells whether the error was one of ours)."""
+    if _syncfs is None:
+        return False
+    fd = os.open(root, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return bool(_syncfs(fd) == 0)
+    finally:
+        os.close(fd)
+
+
+def _fsync_path(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _folders_to_sync(paths: list[str], created: list[str]) -> list[str]:
+    """The folders whose entries changed: those of `paths`, and the parents of folders
+    that were created for them (none where folders cannot be fsynced)."""
+    if os.name != "posix":
+        return []
+    folders = {os.path.dirname(path) for path in paths}
+    folders.update(os.path.dirname(folder) for folder in created)
+    return sorted(folders)
+
+
+def _sync_folders(folders: list[str]) -> None:
+    for folder in folders:
+        _fsync_path(folder)
 
 
 def _load_syncfs() -> Any:
@@ -327,6 +386,97 @@ def _load_syncfs() -> Any:
 
 _syncfs = _load_syncfs()
 
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_temp(path: str, data: Sequence[Buffer], *, sync: bool) -> tuple[str, list[str]]:
+    """Write `data` to a new temporary file next to `path`, with os-level calls only.
+
+    Returns its name and the folders that had to be created for it. On any error, nothing
+    is left behind.
+    """
+    folder, _, name = path.rpartition("/")
+    temp = f"{folder}/.{name}.{_temp_id()}.tmp"
+    created: list[str] = []
+    try:
+        fd = os.open(temp, _WRITE_FLAGS, 0o666)
+    except FileNotFoundError:
+        created = _make_folders(folder)
+        fd = os.open(temp, _WRITE_FLAGS, 0o666)
+    try:
+        try:
+            for buffer in data:
+                _write_buffer(fd, buffer)
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+    except BaseException:
+        _remove(temp)
+        raise
+    return temp, created
+
+
+def _write_buffer(fd: int, buffer: Buffer) -> None:
+    written = os.write(fd, buffer)
+    view = None
+    while True:
+        if view is None:
+            view = memoryview(buffer)
+            if view.format != "B" or view.ndim != 1:
+                view = view.cast("B")
+        if written >= view.nbytes:
+            return
+        view = view[written:]
+        written = os.write(fd, view)
+
+
+def _make_folders(folder: str) -> list[str]:
+    """Create `folder` and any missing parents; return those this call created."""
+    missing = []
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    created = []
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            continue
+        created.append(folder)
+    return created
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+class _TempIds:
+    """Unique names for temporary files: process id, a random part, a counter.
+
+    Cheaper than a uuid4 per file (no system call); renewed in a forked child.
+    """
+
+    def __init__(self) -> None:
+        self.renew()
+
+    def renew(self) -> None:
+        self.prefix = f"{os.getpid() & 0xFFFFFFFF:08x}{os.urandom(8).hex()}"
+        self.counter = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFF:08x}"
+
+
+_temp_id = _TempIds()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_temp_id.renew)
+
 
 def _key_for(sha256: str) -> str:
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
@@ -335,11 +485,11 @@ def _key_for(sha256: str) -> str:
     return f"{sha256[:2]}/{sha256}"
 
 
-def _has_size(path: Path, size: int) -> bool:
+def _has_size(path: str, size: int) -> bool:
     """Whether `path` already holds `size` bytes; if so, mark it as just written, so that
     garbage collection (which spares recent files) leaves it to the save that reuses it."""
     try:
-        if path.stat().st_size != size:
+        if os.stat(path).st_size != size:
             return False
         os.utime(path)
         return True
@@ -360,22 +510,41 @@ def _open_for_reading(path: Path, locator: Locator) -> IO[bytes]:
         raise NotFoundError(msg, locator=locator) from None
 
 
-def _read_file(path: Path, locator: Locator) -> bytearray:
-    with _open_for_reading(path, locator) as file:
-        size = os.fstat(file.fileno()).st_size
-        data = bytearray(size)
-        view = memoryview(data)
-        read = 0
-        while read < size:
-            n = file.readinto(view[read:])
-            if not n:
-                break
-            read += n
-        if read < size:
-            del data[read:]
-        else:
-            data.extend(file.read())  # the file grew while being read: keep all bytes
-        return data
+_SMALL_FILE = 1 << 20
+"""Files up to this size are read with one read call into bytes; larger ones into a
+preallocated bytearray."""
+
+
+def _read_file(path: str, locator: Locator) -> Buffer:
+    """All the bytes of the file at `path`, also if it grew while being read."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:
+        msg = f"no file at {path}"
+        raise NotFoundError(msg, locator=locator) from None
+    try:
+        size = os.fstat(fd).st_size
+        if size <= _SMALL_FILE:
+            data = os.read(fd, size + 1)
+            if len(data) == size:
+                return data  # asked for one byte more: this is all of it
+            chunks = [data]
+            while chunk := os.read(fd, READ_CHUNK_SIZE):
+                chunks.append(chunk)
+            return b"".join(chunks)
+        buffer = bytearray(size)
+        with memoryview(buffer) as view:
+            done = 0
+            while done < size and (n := os.readv(fd, [view[done:]])):
+                done += n
+        if done < size:
+            del buffer[done:]
+            return buffer
+        while chunk := os.read(fd, READ_CHUNK_SIZE):
+            buffer += chunk
+        return buffer
+    finally:
+        os.close(fd)
 
 
 async def _iter_file(file: IO[bytes]) -> AsyncIterator[Buffer]:

@@ -1,10 +1,13 @@
 """Pausing Python's cyclic garbage collector during the bulk steps of a save or load.
 
-Bulk loads and the row-building of bulk saves allocate many small objects (records, rows,
-rebuilt objects). The growing heap makes the collector run full collections again and
-again, which can take a third of a load's time. These steps are bounded (no user code
-runs in them, no stream is consumed), so the collector is paused for their duration and
-resumed after; it is left alone if something else had already disabled it.
+Bulk loads, and the unpacking and row-building of bulk saves, allocate many small objects
+(parts, records, rows, rebuilt objects). The growing heap makes the collector run full
+collections again and again, which can take a third of a load's time. These steps are
+bounded (a batch of objects to unpack and serialize, the rows of a saver, the records of a
+loader; no stream is consumed in them), so the collector is paused for their duration and
+resumed after; it is left alone if something else had already disabled it. A loader
+drops its own bookkeeping before the collector resumes, so that the first collection
+after it only looks at what the loaded objects hold.
 """
 
 from __future__ import annotations

@@ -13,15 +13,12 @@ import uuid
 from collections.abc import AsyncIterator
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
 from typing import TypeVar
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
-from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,6 +34,7 @@ from lakery.core.records import ContentRecord
 from lakery.core.records import ManifestRecord
 from lakery.core.registry import Registry
 from lakery.core.serializer import Buffer
+from lakery.core.serializer import Serializer
 from lakery.core.serializer import StreamSerializer
 from lakery.core.session import use_session
 from lakery.core.storable import Storable
@@ -53,7 +51,7 @@ S = TypeVar("S", bound=Storable)
 _IN_CHUNK = 500
 """Manifest ids per content query (stays under every backend's parameter limit)."""
 
-_READ_BATCH = 256
+_READ_BATCH = 500
 """Value parts per `Storage.get_values` call."""
 
 
@@ -88,24 +86,68 @@ async def new_loader(
     await loader._run()
 
 
-@dataclass
-class _Pending:
-    record: ManifestRecord
-    cls: type[Storable] | None
-    future: Future[Any]
+class _Part:
+    """One content row of a record being loaded, with what its part became."""
+
+    __slots__ = (
+        "algorithm",
+        "key",
+        "plan",
+        "serializer_name",
+        "serializer_type",
+        "sha256",
+        "size",
+        "storage_data",
+        "storage_name",
+    )
+
+    def __init__(self, plan: _Plan, fields: tuple[Any, ...]) -> None:
+        self.plan = plan
+        (
+            self.key,
+            self.serializer_name,
+            self.serializer_type,
+            self.storage_name,
+            self.storage_data,
+            self.size,
+            self.sha256,
+            self.algorithm,
+        ) = fields
 
 
-@dataclass
 class _Plan:
-    """One record being loaded: its resolved class and unpacker, its parts as they arrive."""
+    """One record being loaded: its class and unpacker, its parts as they arrive."""
 
-    item: _Pending
-    cls: type[Storable]
-    unpacker: Unpacker[Any]
-    rows: Sequence[ContentRecord]
-    raw: dict[str, Buffer] = field(default_factory=dict)
-    values: dict[str, Any] = field(default_factory=dict)
-    error: BaseException | None = None
+    __slots__ = (
+        "cls",
+        "error",
+        "future",
+        "parts",
+        "raw",
+        "raw_size",
+        "record",
+        "unpacker",
+        "values",
+        "waiting",
+    )
+
+    def __init__(
+        self,
+        record: ManifestRecord,
+        future: Future[Any],
+        cls: type[Storable],
+        unpacker: Unpacker[Any],
+    ) -> None:
+        self.record = record
+        self.future = future
+        self.cls = cls
+        self.unpacker = unpacker
+        self.parts: Sequence[_Part] = ()
+        self.raw: list[tuple[_Part, Buffer]] = []
+        self.raw_size = 0
+        self.values: dict[str, Any] = {}
+        self.error: BaseException | None = None
+        self.waiting = 0
 
 
 class Loader:
@@ -118,153 +160,226 @@ class Loader:
         self._session = session
         self._registry = registry
         self._limiter = anyio.CapacityLimiter(max(1, max_concurrency))
-        self._pending: list[_Pending] = []
+        # What load_soon queued, in three lists (no tuple per record for the collector).
+        self._records: list[ManifestRecord] = []
+        self._classes: list[type[Storable] | None] = []
+        self._futures: list[Future[Any]] = []
+        self._checked: set[type] = set()
+        self._serializers: dict[str, Serializer[Any]] = {}
+        self._finished = 0
 
     def load_soon(self, record: ManifestRecord, cls: type[S] | None = None) -> Future[S]:
         """Queue `record` to be loaded when the block exits; the future then holds the object."""
-        _check_record(record)
-        if cls is not None and not (inspect.isclass(cls) and issubclass(cls, Storable)):
-            msg = f"load_soon expects a storable class as `cls`, got {cls!r}"
-            raise StorableTypeError(msg)
+        if type(record) is not ManifestRecord:
+            _check_record(record)
+        if cls is not None and (not isinstance(cls, type) or cls not in self._checked):
+            if not (inspect.isclass(cls) and issubclass(cls, Storable)):
+                msg = f"load_soon expects a storable class as `cls`, got {cls!r}"
+                raise StorableTypeError(msg)
+            self._checked.add(cls)
         future: Future[S] = Future()
-        self._pending.append(_Pending(record, cls, future))
+        self._records.append(record)
+        self._classes.append(cls)
+        self._futures.append(future)
         return future
 
     async def _run(self) -> None:
-        if not self._pending:
+        if not self._records:
             return
-        with gc_paused():
-            with use_session(self._session):
-                contents = await self._fetch_contents()
-                plans = [p for p in (self._plan(i, contents) for i in self._pending) if p]
-                await self._read_all(plans)
-            for index, plan in enumerate(plans):
-                if plan.error is None:
-                    await self._finish(plan)
-                else:
-                    plan.item.future.set_exception(first_error(plan.error))
-                if index % 64 == 63:
-                    await anyio.lowlevel.checkpoint()  # let other tasks run during big loads
-        for item in self._pending:
-            error = item.future.exception()
+        with gc_paused(), use_session(self._session):
+            # The bookkeeping is gone (freed by reference counting) before the collector
+            # resumes, so that it only ever looks at what the futures hold.
+            await self._load()
+        for future in self._futures:
+            error = future.exception()
             if error is not None:
                 raise error
 
-    async def _fetch_contents(self) -> dict[uuid.UUID, Sequence[ContentRecord]]:
-        """Content rows by manifest id: those records carry, then one query for the rest."""
-        found: dict[uuid.UUID, Sequence[ContentRecord]] = {}
-        missing: list[uuid.UUID] = []
-        for item in self._pending:
-            loaded = sa_inspect(item.record).dict.get("contents")
+    async def _load(self) -> None:
+        ids = [_loaded(record, "id") for record in self._records]
+        contents = await self._fetch_contents(ids)
+        plans = self._plan_all(ids, contents)
+        del contents
+        await self._load_all(plans)
+
+    async def _fetch_contents(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[tuple[Any, ...]]]:
+        """Content fields by manifest id: from the records that carry their content rows,
+        then one query (in chunks) for the others."""
+        found: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
+        missing: dict[uuid.UUID, None] = {}
+        for record, manifest_id in zip(self._records, ids, strict=True):
+            if manifest_id in found:
+                continue
+            loaded = record.__dict__.get("contents")  # sqlalchemy.inspect(record).dict
             if loaded is not None:
-                found[item.record.id] = loaded
+                found[manifest_id] = [_row_fields(row) for row in loaded]
+                missing.pop(manifest_id, None)
             else:
-                missing.append(item.record.id)
-        missing = [m for m in dict.fromkeys(missing) if m not in found]
-        fetched: dict[uuid.UUID, list[ContentRecord]] = {m: [] for m in missing}
-        for start in range(0, len(missing), _IN_CHUNK):
-            chunk = missing[start : start + _IN_CHUNK]
-            query = select(ContentRecord).where(ContentRecord.manifest_id.in_(chunk))
-            for content in (await self._session.execute(query)).scalars():
-                fetched[content.manifest_id].append(content)
-        found.update(fetched)
+                missing[manifest_id] = None
+        if not missing:
+            return found
+        wanted = list(missing)
+        table = ContentRecord.__table__
+        columns = [table.c[name] for name in ("manifest_id", *_FIELDS)]
+        for manifest_id in wanted:
+            found[manifest_id] = []
+        for start in range(0, len(wanted), _IN_CHUNK):
+            chunk = wanted[start : start + _IN_CHUNK]
+            query = select(*columns).where(table.c.manifest_id.in_(chunk))
+            for row in await self._session.execute(query):
+                found[row[0]].append(tuple(row[1:]))
         return found
 
-    def _plan(
-        self, item: _Pending, contents: dict[uuid.UUID, Sequence[ContentRecord]]
-    ) -> _Plan | None:
-        try:
-            cls = self._resolve_class(item.record, item.cls)
-            unpacker = self._resolve_unpacker(item.record, cls)
-            return _Plan(item, cls, unpacker, contents[item.record.id])
-        except Exception as exc:
-            item.future.set_exception(exc)
-            return None
+    def _plan_all(
+        self, ids: list[uuid.UUID], contents: dict[uuid.UUID, list[tuple[Any, ...]]]
+    ) -> list[_Plan]:
+        resolved: dict[tuple[Any, ...], tuple[type[Storable], Unpacker[Any]]] = {}
+        plans = []
+        pending = zip(self._records, self._classes, self._futures, ids, strict=True)
+        for record, cls, future, manifest_id in pending:
+            try:
+                key = (cls, _loaded(record, "class_id"), _loaded(record, "unpacker_name"))
+                found = resolved.get(key)
+                if found is None:
+                    found = resolved[key] = self._resolve(record, cls)
+                rows = contents[manifest_id]
+            except Exception as exc:
+                future.set_exception(exc)
+                continue
+            plan = _Plan(record, future, *found)
+            plan.parts = [_Part(plan, fields) for fields in rows]
+            plans.append(plan)
+        return plans
 
-    async def _read_all(self, plans: list[_Plan]) -> None:
-        """Read every part: values in batches per storage, streams opened one by one."""
-        batches: dict[str, list[tuple[_Plan, ContentRecord]]] = {}
-        streams: list[tuple[_Plan, ContentRecord]] = []
+    def _resolve(
+        self, record: ManifestRecord, cls: type[Storable] | None
+    ) -> tuple[type[Storable], Unpacker[Any]]:
+        resolved = self._resolve_class(record, cls)
+        return resolved, self._resolve_unpacker(record, resolved)
+
+    async def _load_all(self, plans: list[_Plan]) -> None:
+        """Read every part (values in batches per storage, streams one by one); each record
+        is rebuilt as soon as its last part has arrived, while other reads go on."""
+        batches: dict[str, list[_Part]] = {}
+        streams: list[_Part] = []
+        ready: list[_Plan] = []
         for plan in plans:
-            for row in plan.rows:
-                if row.serializer_type == "stream":
-                    streams.append((plan, row))
+            plan.waiting = len(plan.parts)
+            if not plan.parts:
+                ready.append(plan)
+            for part in plan.parts:
+                if part.serializer_type == "stream":
+                    streams.append(part)
                 else:
-                    batches.setdefault(row.storage_name, []).append((plan, row))
-        async with anyio.create_task_group() as group:
-            for name, entries in batches.items():
-                for start in range(0, len(entries), _READ_BATCH):
-                    group.start_soon(self._read_values, name, entries[start : start + _READ_BATCH])
-            for plan, row in streams:
-                group.start_soon(self._open_stream, plan, row)
+                    batches.setdefault(part.storage_name, []).append(part)
+        await self._finish(ready)
+        try:
+            async with anyio.create_task_group() as group:
+                for name, parts in batches.items():
+                    for start in range(0, len(parts), _READ_BATCH):
+                        group.start_soon(
+                            self._read_values, name, parts[start : start + _READ_BATCH]
+                        )
+                for part in streams:
+                    group.start_soon(self._open_stream, part)
+        except BaseExceptionGroup as group_error:
+            raise first_error(group_error) from None
 
-    async def _read_values(
-        self, storage_name: str, entries: list[tuple[_Plan, ContentRecord]]
-    ) -> None:
+    async def _read_values(self, storage_name: str, parts: list[_Part]) -> None:
         try:
             storage = self._registry.get_storage(storage_name)
             async with self._limiter:
-                results = await storage.get_values([row.storage_data for _, row in entries])
+                results = await storage.get_values([part.storage_data for part in parts])
+            if len(results) != len(parts):
+                msg = f"storage {storage_name!r} returned {len(results)} values for {len(parts)}"
+                raise LakeryError(msg)
         except Exception as exc:
-            for plan, _ in entries:
-                plan.error = plan.error or exc
+            for part in parts:
+                part.plan.error = part.plan.error or exc
+            await self._arrived(parts)
             return
-        for (plan, row), result in zip(entries, results, strict=True):
+        received = []
+        for part, result in zip(parts, results, strict=True):
             if isinstance(result, NotFoundError):
-                plan.error = plan.error or _missing(result, plan.item.record, row)
+                part.plan.error = part.plan.error or _missing(result, part)
             else:
-                plan.raw[row.content_key] = result
+                received.append((part, result))
+        if sum(part.size for part, _ in received) > THREAD_THRESHOLD:
+            await anyio.to_thread.run_sync(_check_all, received)
+        else:
+            _check_all(received)
+        await self._arrived(parts)
 
-    async def _open_stream(self, plan: _Plan, row: ContentRecord) -> None:
+    async def _open_stream(self, part: _Part) -> None:
+        plan = part.plan
         try:
-            storage = self._registry.get_storage(row.storage_name)
-            serializer = self._registry.get_stream_serializer(row.serializer_name)
+            storage = self._registry.get_storage(part.storage_name)
+            serializer = self._registry.get_stream_serializer(part.serializer_name)
             async with self._limiter:
                 try:
-                    chunks = await storage.get_stream(row.storage_data)
+                    chunks = await storage.get_stream(part.storage_data)
                 except NotFoundError as exc:
-                    raise _missing(exc, plan.item.record, row) from exc
-            plan.values[row.content_key] = _decode(
-                _verified(chunks, plan.item.record, row), serializer, row
-            )
+                    raise _missing(exc, part) from exc
+            plan.values[part.key] = _decode(_verified(chunks, part), serializer, part)
         except Exception as exc:
             plan.error = plan.error or exc
+        await self._arrived([part])
 
-    async def _finish(self, plan: _Plan) -> None:
-        """Check and deserialize the values (large ones in a thread), then rebuild."""
-        record = plan.item.record
-        try:
-            large = sum(memoryview(data).nbytes for data in plan.raw.values()) > THREAD_THRESHOLD
-            if large:
-                await anyio.to_thread.run_sync(self._deserialize, plan)
+    async def _arrived(self, parts: list[_Part]) -> None:
+        """Count the parts in; finish the records that now have all theirs."""
+        ready = []
+        for part in parts:
+            plan = part.plan
+            plan.waiting -= 1
+            if plan.waiting == 0:
+                ready.append(plan)
+        await self._finish(ready)
+
+    async def _finish(self, plans: list[_Plan]) -> None:
+        """Deserialize the values (large ones in a thread), rebuild, set the futures."""
+        for plan in plans:
+            plan.parts = ()  # no more cycles between a record and its parts
+            if plan.error is not None:
+                plan.future.set_exception(first_error(plan.error))
             else:
-                self._deserialize(plan)
-            try:
-                obj = plan.unpacker.repack(plan.cls, plan.values, self._registry)
-            except (TypeError, ValueError, KeyError) as exc:
-                msg = f"cannot rebuild {plan.cls.__qualname__} from record {record.id}: {exc}"
-                raise SerializationError(msg) from exc
-        except Exception as exc:
-            plan.item.future.set_exception(exc)
-        else:
-            plan.item.future.set_result(obj)
+                try:
+                    if plan.raw_size > THREAD_THRESHOLD:
+                        obj = await anyio.to_thread.run_sync(self._build, plan)
+                    else:
+                        obj = self._build(plan)
+                except Exception as exc:
+                    plan.future.set_exception(exc)
+                else:
+                    plan.future.set_result(obj)
+            plan.raw = []
+            self._finished += 1
+            if self._finished % 64 == 0:
+                await anyio.lowlevel.checkpoint()  # let other tasks run during big loads
 
-    def _deserialize(self, plan: _Plan) -> None:
-        record = plan.item.record
-        for row in plan.rows:
-            if row.content_key not in plan.raw:
-                continue
-            data = plan.raw.pop(row.content_key)
-            _check_value(data, record, row)
-            serializer = self._registry.get_serializer(row.serializer_name)
+    def _build(self, plan: _Plan) -> Any:
+        record = plan.record
+        values = plan.values
+        serializers = self._serializers
+        raw, plan.raw = plan.raw, []
+        for index, (part, data) in enumerate(raw):
+            raw[index] = None  # type: ignore[call-overload]  # each buffer goes once read
+            serializer = serializers.get(part.serializer_name)
+            if serializer is None:
+                serializer = self._registry.get_serializer(part.serializer_name)
+                serializers[part.serializer_name] = serializer
             try:
-                plan.values[row.content_key] = serializer.deserialize(data)
+                values[part.key] = serializer.deserialize(data)
             except (TypeError, ValueError) as exc:
                 msg = (
-                    f"serializer {row.serializer_name!r} cannot read part {row.content_key!r} "
+                    f"serializer {part.serializer_name!r} cannot read part {part.key!r} "
                     f"of record {record.id}: {exc}"
                 )
-                raise SerializationError(msg, serializer=row.serializer_name) from exc
+                raise SerializationError(msg, serializer=part.serializer_name) from exc
+        try:
+            return plan.unpacker.repack(plan.cls, values, self._registry)
+        except (TypeError, ValueError, KeyError) as exc:
+            msg = f"cannot rebuild {plan.cls.__qualname__} from record {record.id}: {exc}"
+            raise SerializationError(msg) from exc
 
     def _resolve_class(self, record: ManifestRecord, cls: type[Storable] | None) -> type[Storable]:
         if cls is None:
@@ -292,67 +407,108 @@ class Loader:
         return self._registry.get_unpacker(record.unpacker_name)
 
 
-def _missing(error: NotFoundError, record: ManifestRecord, row: ContentRecord) -> NotFoundError:
+_FIELDS = (
+    "content_key",
+    "serializer_name",
+    "serializer_type",
+    "storage_name",
+    "storage_data",
+    "content_size",
+    "content_hash",
+    "content_hash_algorithm",
+)
+"""The columns of a content row that loading uses, in the order `_Part` takes them."""
+
+
+_UNSET: Any = object()
+
+
+def _loaded(record: ManifestRecord, name: str) -> Any:
+    """An attribute of a record, straight from its loaded state when it is there."""
+    value = record.__dict__.get(name, _UNSET)
+    return getattr(record, name) if value is _UNSET else value
+
+
+def _row_fields(row: ContentRecord) -> tuple[Any, ...]:
+    state = row.__dict__
+    try:
+        return tuple([state[name] for name in _FIELDS])
+    except KeyError:  # expired or deferred: let the ORM load it
+        return tuple([getattr(row, name) for name in _FIELDS])
+
+
+def _check_all(received: list[tuple[_Part, Buffer]]) -> None:
+    """Check the size and hash of each value read; keep the good ones on their records."""
+    for part, data in received:
+        plan = part.plan
+        try:
+            _check_value(data, part)
+        except Exception as exc:  # an IntegrityError, or a storage that returned no bytes
+            plan.error = plan.error or exc
+            continue
+        plan.raw.append((part, data))
+        plan.raw_size += part.size
+
+
+def _missing(error: NotFoundError, part: _Part) -> NotFoundError:
     msg = (
-        f"the data of part {row.content_key!r} of record {record.id} is missing from "
-        f"storage {row.storage_name!r}: {error}"
+        f"the data of part {part.key!r} of record {part.plan.record.id} is missing from "
+        f"storage {part.storage_name!r}: {error}"
     )
-    return NotFoundError(msg, locator=row.storage_data)
+    return NotFoundError(msg, locator=part.storage_data)
 
 
-def _check_algorithm(record: ManifestRecord, row: ContentRecord) -> None:
-    if row.content_hash_algorithm != HASH_ALGORITHM:
+def _check_algorithm(part: _Part) -> None:
+    if part.algorithm != HASH_ALGORITHM:
+        record_id = part.plan.record.id
         msg = (
-            f"part {row.content_key!r} of record {record.id} was hashed with "
-            f"{row.content_hash_algorithm!r}, which this version of lakery cannot check"
+            f"part {part.key!r} of record {record_id} was hashed with "
+            f"{part.algorithm!r}, which this version of lakery cannot check"
         )
-        raise IntegrityError(msg, manifest_id=record.id, content_key=row.content_key)
+        raise IntegrityError(msg, manifest_id=record_id, content_key=part.key)
 
 
-def _integrity_error(record: ManifestRecord, row: ContentRecord, detail: str) -> IntegrityError:
+def _integrity_error(part: _Part, detail: str) -> IntegrityError:
+    record_id = part.plan.record.id
     msg = (
-        f"part {row.content_key!r} of record {record.id} in storage {row.storage_name!r} is "
+        f"part {part.key!r} of record {record_id} in storage {part.storage_name!r} is "
         f"corrupt: {detail}; the stored bytes no longer match what was saved"
     )
-    return IntegrityError(msg, manifest_id=record.id, content_key=row.content_key)
+    return IntegrityError(msg, manifest_id=record_id, content_key=part.key)
 
 
-def _check_value(data: Buffer, record: ManifestRecord, row: ContentRecord) -> None:
-    _check_algorithm(record, row)
-    size = memoryview(data).nbytes
-    if size != row.content_size:
-        raise _integrity_error(record, row, f"{size} bytes read, {row.content_size} recorded")
+def _check_value(data: Buffer, part: _Part) -> None:
+    _check_algorithm(part)
+    size = len(data) if type(data) is bytes or type(data) is bytearray else memoryview(data).nbytes
+    if size != part.size:
+        raise _integrity_error(part, f"{size} bytes read, {part.size} recorded")
     digest = hashlib.sha256(data).hexdigest()
-    if digest != row.content_hash:
-        raise _integrity_error(record, row, f"sha256 {digest} read, {row.content_hash} recorded")
+    if digest != part.sha256:
+        raise _integrity_error(part, f"sha256 {digest} read, {part.sha256} recorded")
 
 
-async def _verified(
-    chunks: AsyncIterator[Buffer], record: ManifestRecord, row: ContentRecord
-) -> AsyncIterator[Buffer]:
-    _check_algorithm(record, row)
+async def _verified(chunks: AsyncIterator[Buffer], part: _Part) -> AsyncIterator[Buffer]:
+    _check_algorithm(part)
     hasher = hashlib.sha256()
     size = 0
     async for chunk in chunks:
         view = memoryview(chunk)
         size += view.nbytes
-        if size > row.content_size:
-            raise _integrity_error(record, row, f"more than the {row.content_size} bytes recorded")
+        if size > part.size:
+            raise _integrity_error(part, f"more than the {part.size} bytes recorded")
         if view.nbytes > THREAD_THRESHOLD:
             await anyio.to_thread.run_sync(hasher.update, view)
         else:
             hasher.update(view)
         yield chunk
-    if size != row.content_size:
-        raise _integrity_error(record, row, f"{size} bytes read, {row.content_size} recorded")
-    if hasher.hexdigest() != row.content_hash:
-        raise _integrity_error(
-            record, row, f"sha256 {hasher.hexdigest()} read, {row.content_hash} recorded"
-        )
+    if size != part.size:
+        raise _integrity_error(part, f"{size} bytes read, {part.size} recorded")
+    if hasher.hexdigest() != part.sha256:
+        raise _integrity_error(part, f"sha256 {hasher.hexdigest()} read, {part.sha256} recorded")
 
 
 async def _decode(
-    chunks: AsyncIterator[Buffer], serializer: StreamSerializer[Any], row: ContentRecord
+    chunks: AsyncIterator[Buffer], serializer: StreamSerializer[Any], part: _Part
 ) -> AsyncIterator[Any]:
     decoder = serializer.decoder()
     try:
@@ -361,7 +517,7 @@ async def _decode(
                 yield item
         tail = decoder.finish()
     except (TypeError, ValueError) as exc:
-        msg = f"stream serializer {serializer.name!r} cannot read part {row.content_key!r}: {exc}"
+        msg = f"stream serializer {serializer.name!r} cannot read part {part.key!r}: {exc}"
         raise SerializationError(msg, serializer=serializer.name) from exc
     for item in tail:
         yield item

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import AsyncIterable
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from typing import ClassVar
 from typing import TypeVar
 
 from lakery.common.exceptions import ConfigurationError
@@ -29,14 +31,14 @@ from lakery.core.storage import hash_buffers
 from lakery.core.unpacker import UnpackedValue
 from lakery.core.unpacker import UnpackedValueStream
 
-__all__ = ["Part", "StreamPart", "ValuePart", "prepare_parts"]
+__all__ = ["Part", "Resolver", "StreamPart", "ValuePart", "prepare_parts"]
 
 C = TypeVar("C", bound=Component)
 
 
-@dataclass
+@dataclass(slots=True)
 class ValuePart:
-    """A serialized value, hashed, waiting to be written."""
+    """A serialized value, hashed, waiting to be written (then: where it was written)."""
 
     key: str
     serializer: Serializer[Any]
@@ -45,12 +47,13 @@ class ValuePart:
     buffers: Sequence[Buffer]
     size: int
     sha256: str
-    serializer_type = "value"
+    locator: Locator | None = None
+    serializer_type: ClassVar[str] = "value"
 
 
-@dataclass
+@dataclass(slots=True)
 class StreamPart:
-    """A stream to be serialized, hashed and written item by item."""
+    """A stream to be serialized, hashed and written item by item (then: where it was)."""
 
     key: str
     serializer: StreamSerializer[Any] | None
@@ -60,7 +63,8 @@ class StreamPart:
     registry: Registry
     size: int = -1
     sha256: str = ""
-    serializer_type = "stream"
+    locator: Locator | None = None
+    serializer_type: ClassVar[str] = "stream"
 
     async def write(self, *, tags: Mapping[str, str]) -> Locator:
         """Encode, hash and write the stream; afterwards `size` and `sha256` are set."""
@@ -77,29 +81,98 @@ class StreamPart:
 Part = ValuePart | StreamPart
 
 
-def prepare_parts(contents: Mapping[str, Any], registry: Registry, *, owner: type) -> list[Part]:
+class Resolver:
+    """Components for the parts of many objects, looked up once per spec and value type.
+
+    A saver keeps one for all the objects it saves (its registry does not change meanwhile).
+    """
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._found: dict[tuple[Any, ...], Any] = {}
+
+    def resolve(self, spec: Any, kind: type[C], where: _Where) -> C | None:
+        """A component from an instance, a class (looked up in the registry) or a name."""
+        if spec is None:
+            return None
+        # Names and classes by value; anything else by identity (the cache keeps it alive,
+        # so its id is not reused meanwhile).
+        key = (kind, spec) if type(spec) is str or isinstance(spec, type) else (kind, id(spec))
+        found = self._found.get(key, _UNSET)
+        if found is _UNSET or (type(key[1]) is int and found[0] is not spec):
+            found = self._found[key] = (spec, _resolve(spec, kind, self.registry, str(where)))
+        return found[1]  # type: ignore[no-any-return]
+
+    def serializer_for(self, value_type: type) -> Serializer[Any] | None:
+        key = (Serializer, value_type, "by type")
+        found = self._found.get(key, _UNSET)
+        if found is _UNSET:
+            found = self._found[key] = self.registry.find_serializer(value_type)
+        return found  # type: ignore[no-any-return]
+
+    def default_storage(self, where: _Where) -> Storage:
+        storage = self.registry.default_storage
+        if storage is None:
+            msg = (
+                f"{where} names no storage and the registry has no default; pass "
+                "Registry(default_storage=...) or add 'lakery.builtin' to its modules"
+            )
+            raise ConfigurationError(msg)
+        return storage
+
+
+_UNSET: Any = object()
+
+
+class _Where:
+    """`Owner part 'key'` for error messages, formatted only when one is raised."""
+
+    __slots__ = ("key", "owner")
+
+    def __init__(self, owner: type, key: str) -> None:
+        self.owner = owner
+        self.key = key
+
+    def __str__(self) -> str:
+        return f"{self.owner.__qualname__} part {self.key!r}"
+
+
+def prepare_parts(
+    contents: Mapping[str, Any],
+    registry: Registry,
+    *,
+    owner: type,
+    resolver: Resolver | None = None,
+) -> list[Part]:
     """Resolve components for each unpacked part and serialize the values.
 
-    Synchronous and CPU-bound: the saver runs it in a worker thread.
+    Synchronous and CPU-bound: the saver runs it in a worker thread. A `resolver` shared
+    by many calls saves looking the same components up again and again.
     """
-    if not isinstance(contents, Mapping):
+    if type(contents) is not dict and not isinstance(contents, Mapping):
         got = type(contents).__name__
         msg = f"the unpacker of {owner.__qualname__} returned {got}, not a mapping"
         raise SerializationError(msg)
+    if resolver is None:
+        resolver = Resolver(registry)
     parts: list[Part] = []
     for key, unpacked in contents.items():
-        if not isinstance(key, str) or not key or len(key) > 1024:
+        if type(key) is not str or not key or len(key) > 1024:
             msg = f"{owner.__qualname__}: content keys must be non-empty str (≤1024), got {key!r}"
             raise SerializationError(msg)
-        where = f"{owner.__qualname__} part {key!r}"
-        tags = validate_tags(unpacked.tags, what=f"content tags of {where}")
-        storage = _resolve(unpacked.storage, Storage, registry, where) or _default_storage(
-            registry, where
+        where = _Where(owner, key)
+        tags = (
+            {}
+            if unpacked.tags is None
+            else validate_tags(unpacked.tags, what=f"content tags of {where}")
+        )
+        storage = resolver.resolve(unpacked.storage, Storage, where) or resolver.default_storage(
+            where
         )
         if isinstance(unpacked, UnpackedValue):
-            parts.append(_value_part(key, unpacked, storage, tags, registry, where))
+            parts.append(_value_part(key, unpacked, storage, tags, resolver, where))
         elif isinstance(unpacked, UnpackedValueStream):
-            serializer = _resolve(unpacked.serializer, StreamSerializer, registry, where)
+            serializer = resolver.resolve(unpacked.serializer, StreamSerializer, where)
             stream = _as_async_iterator(unpacked.stream, where)
             parts.append(StreamPart(key, serializer, storage, tags, stream, registry))
         else:
@@ -113,13 +186,13 @@ def _value_part(
     unpacked: UnpackedValue[Any],
     storage: Storage,
     tags: dict[str, str],
-    registry: Registry,
-    where: str,
+    resolver: Resolver,
+    where: _Where,
 ) -> ValuePart:
     value = unpacked.value
-    serializer = _resolve(unpacked.serializer, Serializer, registry, where)
+    serializer = resolver.resolve(unpacked.serializer, Serializer, where)
     if serializer is None:
-        serializer = registry.find_serializer(type(value))
+        serializer = resolver.serializer_for(type(value))
         if serializer is None:
             msg = (
                 f"{where}: no serializer in the registry handles {type(value).__qualname__} "
@@ -132,6 +205,10 @@ def _value_part(
     except (TypeError, ValueError) as exc:
         msg = f"{where}: serializer {serializer.name!r} cannot serialize {describe(value)}: {exc}"
         raise SerializationError(msg, serializer=serializer.name) from exc
+    if type(serialized) is bytes:
+        size = len(serialized)
+        sha256 = hashlib.sha256(serialized).hexdigest()
+        return ValuePart(key, serializer, storage, tags, (serialized,), size, sha256)
     buffers = _as_buffers(serialized, serializer.name)
     size, sha256 = hash_buffers(buffers)
     return ValuePart(key, serializer, storage, tags, buffers, size, sha256)
@@ -193,18 +270,7 @@ def _resolve(spec: Any, kind: type[C], registry: Registry, where: str) -> C | No
     raise ConfigurationError(msg)
 
 
-def _default_storage(registry: Registry, where: str) -> Storage:
-    storage = registry.default_storage
-    if storage is None:
-        msg = (
-            f"{where} names no storage and the registry has no default; pass "
-            "Registry(default_storage=...) or add 'lakery.builtin' to its modules"
-        )
-        raise ConfigurationError(msg)
-    return storage
-
-
-def _as_async_iterator(stream: Any, where: str) -> AsyncIterator[Any]:
+def _as_async_iterator(stream: Any, where: object) -> AsyncIterator[Any]:
     if isinstance(stream, AsyncIterable):
         return aiter(stream)
     msg = f"{where}: a stream part needs an async iterable, got {type(stream).__name__}"

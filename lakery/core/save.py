@@ -10,28 +10,29 @@ blobs already written are left unreferenced (garbage collection removes them).
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 from collections.abc import AsyncIterator
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
-from typing import TypeVar
 
 import anyio
+import anyio.lowlevel
 import anyio.to_thread
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import configure_mappers
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.attributes import instance_state
 
 from lakery.common.exceptions import StorableTypeError
+from lakery.common.exceptions import StorageError
 from lakery.common.tags import validate_tags
 from lakery.core.errors import first_error
 from lakery.core.future import Future
 from lakery.core.gcpause import gc_paused
 from lakery.core.parts import Part
+from lakery.core.parts import Resolver
 from lakery.core.parts import StreamPart
 from lakery.core.parts import ValuePart
 from lakery.core.parts import prepare_parts
@@ -52,8 +53,6 @@ from lakery.core.storage import ValueWrite
 __all__ = ["Saver", "new_saver", "save_one"]
 
 logger = logging.getLogger(__name__)
-
-R = TypeVar("R", ManifestRecord, ContentRecord)
 
 BATCH_SIZE = 64
 """Objects unpacked and serialized per worker-thread call."""
@@ -92,14 +91,16 @@ async def new_saver(
     await saver._run()
 
 
-@dataclass
 class _Pending:
-    obj: Storable
-    tags: dict[str, str]
-    future: Future[ManifestRecord]
-    manifest_id: uuid.UUID = field(default_factory=uuid.uuid4)
-    parts: list[Part] = field(default_factory=list)
-    locators: dict[str, Locator] = field(default_factory=dict)
+    """One object to save: its future, then its parts and where they were written."""
+
+    __slots__ = ("future", "obj", "parts", "tags")
+
+    def __init__(self, obj: Storable, tags: dict[str, str], future: Future[ManifestRecord]):
+        self.obj = obj
+        self.tags = tags
+        self.future = future
+        self.parts: Sequence[Part] = ()
 
 
 class Saver:
@@ -113,7 +114,8 @@ class Saver:
         self._registry = registry
         self._limiter = anyio.CapacityLimiter(max(1, max_concurrency))
         self._pending: list[_Pending] = []
-        self._written: dict[tuple[str, str], Locator] = {}
+        self._written: dict[str, dict[str, Locator]] = {}  # storage name -> sha256 -> where
+        self._resolver = Resolver(registry)
         self._closed = False
 
     def save_soon(
@@ -200,99 +202,135 @@ class Saver:
             slots.release()
 
     def _prepare_batch(self, batch: list[_Pending]) -> None:
-        for item in batch:
-            unpacker = get_unpacker(type(item.obj))
-            contents = unpacker.unpack(item.obj, self._registry)
-            item.parts = prepare_parts(contents, self._registry, owner=type(item.obj))
+        registry, resolver = self._registry, self._resolver
+        with gc_paused():  # a bounded step: unpack and serialize a batch, no stream read
+            for item in batch:
+                owner = type(item.obj)
+                contents = get_unpacker(owner).unpack(item.obj, registry)
+                item.parts = prepare_parts(contents, registry, owner=owner, resolver=resolver)
 
     async def _write_values(self, entries: list[tuple[_Pending, ValuePart]]) -> None:
         """Write the value parts of a batch that go to one storage, each content once."""
         storage = entries[0][1].storage
+        written = self._written.setdefault(storage.name, {})
         new: dict[str, ValueWrite] = {}
         for item, part in entries:
-            if (storage.name, part.sha256) not in self._written and part.sha256 not in new:
-                tags = {**item.tags, **part.tags}
+            if part.sha256 not in written and part.sha256 not in new:
+                tags = {**item.tags, **part.tags} if part.tags else item.tags
                 new[part.sha256] = ValueWrite(part.buffers, part.size, part.sha256, tags)
         if new:
             async with self._limiter:
                 locators = await storage.put_values(list(new.values()))
-            for sha256, locator in zip(new, locators, strict=True):
-                self._written[(storage.name, sha256)] = locator
-        for item, part in entries:
-            item.locators[part.key] = self._written[(storage.name, part.sha256)]
+            if len(locators) != len(new):
+                msg = f"storage {storage.name!r} returned {len(locators)} locators for {len(new)}"
+                raise StorageError(msg)
+            written.update(zip(new, locators, strict=True))
+        for _, part in entries:
+            part.locator = written[part.sha256]
             part.buffers = ()  # free the serialized bytes early
 
     async def _write_stream(self, item: _Pending, part: StreamPart) -> None:
         async with self._limiter:
-            item.locators[part.key] = await part.write(tags={**item.tags, **part.tags})
+            part.locator = await part.write(tags={**item.tags, **part.tags})
 
     async def _insert_rows(self) -> list[ManifestRecord]:
         now = utc_now()
+        ids = iter(_new_ids(len(self._pending) + sum(len(i.parts) for i in self._pending)))
+        described: dict[type, tuple[uuid.UUID, str]] = {}
+        rows: list[tuple[dict[str, Any], list[dict[str, Any]]]] = []
         manifests: list[dict[str, Any]] = []
         contents: list[dict[str, Any]] = []
         for item in self._pending:
             obj_type = type(item.obj)
-            manifests.append(
-                {
-                    "id": item.manifest_id,
-                    "created_at": now,
-                    "class_id": get_class_id(obj_type),
-                    "unpacker_name": get_unpacker(obj_type).name,
-                    "tags": item.tags,
-                }
-            )
-            contents.extend(_content_row(item, part, now) for part in item.parts)
-        await run_before_commit(self._session)
+            description = described.get(obj_type)
+            if description is None:
+                description = get_class_id(obj_type), get_unpacker(obj_type).name
+                described[obj_type] = description
+            manifest_id = next(ids)
+            manifest = {
+                "id": manifest_id,
+                "created_at": now,
+                "class_id": description[0],
+                "unpacker_name": description[1],
+                "tags": item.tags,
+            }
+            parts = [_content_row(next(ids), manifest_id, part, now) for part in item.parts]
+            manifests.append(manifest)
+            contents.extend(parts)
+            rows.append((manifest, parts))
+        try:
+            async with anyio.create_task_group() as group:
+                # The storages' deferred work (making files durable, inserting blobs) waits
+                # on I/O: build the records meanwhile. They are returned only if all commits.
+                group.start_soon(run_before_commit, self._session)
+                await anyio.lowlevel.checkpoint()
+                records = _detached_records(rows)
+        except BaseExceptionGroup as group_error:
+            raise first_error(group_error) from None
         await self._session.execute(insert(ManifestRecord.__table__), manifests)
         if contents:
             await self._session.execute(insert(ContentRecord.__table__), contents)
         await self._session.commit()
-        return _detached_records(manifests, contents)
+        return records
 
 
-def _content_row(item: _Pending, part: Part, now: Any) -> dict[str, Any]:
+def _content_row(
+    content_id: uuid.UUID, manifest_id: uuid.UUID, part: Part, now: Any
+) -> dict[str, Any]:
+    serializer = part.serializer
     return {
-        "id": uuid.uuid4(),
-        "manifest_id": item.manifest_id,
+        "id": content_id,
+        "manifest_id": manifest_id,
         "content_key": part.key,
-        "content_type": part.serializer.content_type,
-        "content_encoding": part.serializer.content_encoding,
+        "content_type": serializer.content_type,  # type: ignore[union-attr]
+        "content_encoding": serializer.content_encoding,  # type: ignore[union-attr]
         "content_size": part.size,
         "content_hash": part.sha256,
         "content_hash_algorithm": HASH_ALGORITHM,
-        "serializer_name": part.serializer.name,
+        "serializer_name": serializer.name,  # type: ignore[union-attr]
         "serializer_type": part.serializer_type,
         "storage_name": part.storage.name,
-        "storage_data": item.locators[part.key],
+        "storage_data": part.locator,
         "tags": part.tags,
         "created_at": now,
     }
 
 
+def _new_ids(count: int) -> list[uuid.UUID]:
+    """`count` random (version 4) UUIDs, from one read of the system's randomness."""
+    data = os.urandom(16 * count)
+    return [uuid.UUID(bytes=data[i : i + 16], version=4) for i in range(0, 16 * count, 16)]
+
+
 def _detached_records(
-    manifests: Sequence[dict[str, Any]], contents: Sequence[dict[str, Any]]
+    rows: Sequence[tuple[dict[str, Any], list[dict[str, Any]]]],
 ) -> list[ManifestRecord]:
     """Records that belong to no session, so they stay usable after it closes or expires.
 
     Built straight from the inserted rows (no ORM events: they are never flushed).
     """
     configure_mappers()  # what a mapped class's constructor would otherwise trigger
-    by_manifest: dict[uuid.UUID, list[ContentRecord]] = {}
-    for row in contents:
-        by_manifest.setdefault(row["manifest_id"], []).append(_transient(ContentRecord, row))
+    new_manifest = ManifestRecord.__mapper__.class_manager.new_instance
+    new_content = ContentRecord.__mapper__.class_manager.new_instance
+    contents_impl = ManifestRecord.__mapper__.class_manager["contents"].impl
     records = []
-    for row in manifests:
-        record = _transient(ManifestRecord, row)
-        parts = sorted(by_manifest.get(row["id"], []), key=lambda c: c.content_key)
-        set_committed_value(record, "contents", parts)
+    for manifest, parts in rows:
+        record = new_manifest()
+        record.__dict__.update(manifest)
+        children = []
+        for row in parts:
+            child = new_content()
+            child.__dict__.update(row)
+            children.append(child)
+        if len(children) > 1:
+            children.sort(key=_content_key)
+        contents_impl.set_committed_value(instance_state(record), record.__dict__, children)
         records.append(record)
     return records
 
 
-def _transient(model: type[R], row: dict[str, Any]) -> R:
-    instance: R = model.__mapper__.class_manager.new_instance()
-    instance.__dict__.update(row)
-    return instance
+def _content_key(content: ContentRecord) -> str:
+    return content.__dict__["content_key"]  # type: ignore[no-any-return]
 
 
 async def _rollback(session: AsyncSession) -> None:

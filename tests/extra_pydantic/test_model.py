@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import uuid
 import warnings
 from typing import Annotated
@@ -395,3 +396,84 @@ async def test_strict_models_load_from_their_body(new_session, model_registry: R
         record = await save_one(obj, session=session, registry=model_registry)
         loaded = await load_one(record, Strict, session=session, registry=model_registry)
     assert loaded == obj
+
+
+class ArrayMixin(BaseModel):
+    """A plain pydantic base with an array field, mixed into a storable model."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    mixed: np.ndarray | None = None
+
+
+class WithMixin(StorableModel, ArrayMixin, class_id="e1e1e1e1000040008000000000000050"):
+    own: list[np.ndarray] = []
+    later: LaterDefined | None = None  # a forward reference, resolved below
+
+
+class InheritsArrays(WithMixin, class_id="e1e1e1e1000040008000000000000051"):
+    extra: dict[str, np.ndarray] = {}
+
+
+class LaterDefined(BaseModel):
+    n: int = 0
+
+
+WithMixin.model_rebuild()
+InheritsArrays.model_rebuild()
+
+
+def lakery_validators(model: type[BaseModel]) -> dict[str, tuple[str, ...]]:
+    validators = model.__pydantic_decorators__.field_validators
+    return {k: v.info.fields for k, v in validators.items() if k.startswith("_lakery")}
+
+
+def test_array_likes_are_converted_in_inherited_mixed_in_and_parametrized_fields() -> None:
+    obj = InheritsArrays(mixed=[1, 2], own=[[3]], extra={"a": (4, 5)}, later={"n": 1})
+    assert [type(a) for a in (obj.mixed, obj.own[0], obj.extra["a"])] == [np.ndarray] * 3
+    assert obj.later == LaterDefined(n=1)
+    assert isinstance(Box[np.ndarray](item=[1, 2]).item, np.ndarray)
+    assert isinstance(Box[list[np.ndarray]](item=[[1, 2]]).item[0], np.ndarray)
+
+
+def test_only_fields_that_may_want_arrays_get_the_conversion() -> None:
+    """Validating a model (every load) calls into Python only for such fields."""
+    assert lakery_validators(Settings) == {}
+    assert set(lakery_validators(Inputs).popitem()[1]) == {
+        "one",
+        "many",
+        "pairs",
+        "fixed",
+        "nested",
+        "optional",
+        "typed",
+    }  # not `either`: an ambiguous union is left to pydantic
+    # own fields, the mixin's, and a forward reference that may turn out to be an array
+    assert set(lakery_validators(WithMixin).popitem()[1]) == {"own", "mixed", "later"}
+    assert sorted(map(sorted, lakery_validators(InheritsArrays).values())) == [
+        ["extra"],
+        ["later", "mixed", "own"],
+    ]
+    assert list(lakery_validators(Box[int]).values()) == [("array",), ("*",)]
+
+
+def test_model_bodies_read_what_the_fast_parser_refuses() -> None:
+    from lakery.extra.pydantic.body import BodyDocument
+    from lakery.extra.pydantic.body import ModelJsonSerializer
+
+    serializer = ModelJsonSerializer()
+    deep: list[object] = []
+    for _ in range(500):
+        deep = [deep]
+    for value in (deep, {"lone": "\ud800"}, {"nan": float("inf")}):
+        data = json.dumps(value).encode()  # ASCII, so a lone surrogate is an escape
+        assert serializer.deserialize(bytearray(data)) == value
+        assert serializer.deserialize(memoryview(data)) == value
+    assert serializer.deserialize("é".join('""').encode("utf-16")) == "é"
+    body = BodyDocument(data={"x": [1.5, float("nan"), 10**30, "é"]}, refs=[])
+    assert (
+        serializer.serialize(body)
+        == '{"data":{"x":[1.5,NaN,1000000000000000000000000000000,"é"]},"refs":[]}'.encode()
+    )
+    # Values that are not model bodies are checked by the standard library's encoder.
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        serializer.serialize({"when": datetime.date(2024, 1, 1)})

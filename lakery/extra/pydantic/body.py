@@ -40,7 +40,14 @@ from lakery.core.unpacker import UnpackedValueStream
 from lakery.extra.pydantic.spec import ContentSpec
 from lakery.extra.pydantic.spec import SpecValue
 
-__all__ = ["BODY_KEY", "BodyBuilder", "ModelJsonSerializer", "json_pointer", "restore"]
+__all__ = [
+    "BODY_KEY",
+    "BodyBuilder",
+    "BodyDocument",
+    "ModelJsonSerializer",
+    "json_pointer",
+    "restore",
+]
 
 BODY_KEY = "model"
 """Content key of a model's JSON body."""
@@ -50,13 +57,17 @@ Part = UnpackedValue[Any] | UnpackedValueStream[Any]
 
 _MAX_KEY = 1000
 _JSON_SCALARS = (str, int, float, bool)
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+"""Types whose values are JSON as they are (exactly these types, not subclasses)."""
 _CONTAINERS = (dict, list, tuple, set, frozenset)
 
 
 class ModelJsonSerializer(Serializer[Any]):
     """The JSON documents of `StorableModel` bodies (UTF-8; NaN and infinities allowed).
 
-    Not chosen by type: `ModelUnpacker` names it for the parts it writes.
+    Not chosen by type: `ModelUnpacker` names it for the parts it writes. The bodies it
+    builds hold JSON values only and are encoded by pydantic-core; any other value is
+    encoded by the standard library, which refuses what JSON cannot hold.
     """
 
     name = "lakery.pydantic.json@v1"
@@ -64,10 +75,24 @@ class ModelJsonSerializer(Serializer[Any]):
     content_encoding = "utf-8"
 
     def serialize(self, value: Any) -> bytes:
+        if type(value) is BodyDocument:  # its errors are ValueErrors too
+            return pydantic_core.to_json(value, inf_nan_mode="constants")
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
     def deserialize(self, data: Buffer) -> Any:
-        return json.loads(bytes(data))
+        if type(data) is not bytes and type(data) is not bytearray:
+            data = bytes(data)
+        try:
+            return pydantic_core.from_json(data)
+        except ValueError:
+            # What the fast parser refuses (very deep nesting, lone surrogates, other
+            # encodings) the standard library may still read, or explain.
+            return json.loads(data)
+
+
+class BodyDocument(dict[str, Any]):
+    """A model body built by `BodyBuilder`: ``{"data": ..., "refs": [...]}`` made of JSON
+    values only (str keys; str, int, float, bool, None, lists and dicts)."""
 
 
 class BodyBuilder:
@@ -86,13 +111,73 @@ class BodyBuilder:
         self.inline_limit = inline_limit
         self.parts: dict[str, Part] = {}
 
-    def document(self, value: Any, *, at: Path, spec: ContentSpec | None) -> dict[str, Any]:
+    def document(self, value: Any, *, at: Path, spec: ContentSpec | None) -> BodyDocument:
         """The ``{"data": ..., "refs": [...]}`` document of `value`, found at path `at`."""
         refs: list[dict[str, Any]] = []
         data = self._walk(value, at, [], refs, spec)
-        return {"data": data, "refs": refs}
+        return BodyDocument(data=data, refs=refs)
 
     def _walk(
+        self, value: Any, at: Path, path: Path, refs: list[dict[str, Any]], spec: ContentSpec | None
+    ) -> Any:
+        """The JSON of `value`, found at `at + path`.
+
+        `path` is a stack that the walk pushes to and pops from: whatever keeps a path
+        takes a copy (`_walk_other` is given one).
+        """
+        kind = type(value)
+        if kind in _PLAIN:
+            return value
+        if kind is dict:
+            return self._walk_dict(value, at, path, refs, spec)
+        if kind is list or kind is tuple:
+            return self._walk_items(value, at, path, refs, spec)
+        return self._walk_other(value, at, list(path), refs, spec)
+
+    def _walk_dict(
+        self,
+        value: dict[Any, Any],
+        at: Path,
+        path: Path,
+        refs: list[dict[str, Any]],
+        spec: ContentSpec | None,
+    ) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        converted = False  # str keys of one dict cannot clash until a key is converted
+        for key, item in value.items():
+            if type(key) is str:
+                name = key
+            else:
+                name = _json_key(key, self.owner, at + path)
+                converted = True
+            if converted and name in result:
+                msg = (
+                    f"{self.owner.__qualname__} at {json_pointer(at + path)!r}: the dict "
+                    f"keys {key!r} and {name!r} are the same JSON key"
+                )
+                raise SerializationError(msg)
+            if type(item) in _PLAIN:
+                result[name] = item
+            else:
+                path.append(name)
+                result[name] = self._walk(item, at, path, refs, spec)
+                path.pop()
+        return result
+
+    def _walk_items(
+        self, value: Any, at: Path, path: Path, refs: list[dict[str, Any]], spec: ContentSpec | None
+    ) -> list[Any]:
+        result = []
+        for index, item in enumerate(value):
+            if type(item) in _PLAIN:
+                result.append(item)
+            else:
+                path.append(index)
+                result.append(self._walk(item, at, path, refs, spec))
+                path.pop()
+        return result
+
+    def _walk_other(
         self, value: Any, at: Path, path: Path, refs: list[dict[str, Any]], spec: ContentSpec | None
     ) -> Any:
         if isinstance(value, SpecValue):
@@ -101,22 +186,11 @@ class BodyBuilder:
         if value is None or isinstance(value, _JSON_SCALARS):
             return value
         if isinstance(value, dict):
-            result: dict[str, Any] = {}
-            for key, item in value.items():
-                name = _json_key(key, self.owner, at + path)
-                if name in result:
-                    msg = (
-                        f"{self.owner.__qualname__} at {json_pointer(at + path)!r}: the dict "
-                        f"keys {key!r} and {name!r} are the same JSON key"
-                    )
-                    raise SerializationError(msg)
-                result[name] = self._walk(item, at, [*path, name], refs, spec)
-            return result
+            return self._walk_dict(value, at, path, refs, spec)
         if isinstance(value, list | tuple):
-            return [self._walk(item, at, [*path, i], refs, spec) for i, item in enumerate(value)]
+            return self._walk_items(value, at, path, refs, spec)
         if isinstance(value, set | frozenset):
-            items = _ordered(value)
-            return [self._walk(item, at, [*path, i], refs, spec) for i, item in enumerate(items)]
+            return self._walk_items(_ordered(value), at, path, refs, spec)
         if isinstance(value, AsyncIterable):
             self._add(at + path, _stream_part(value, spec), refs, path)
             return None

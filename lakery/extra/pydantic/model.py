@@ -14,10 +14,14 @@ registry has a serializer for their values when saving.
 
 from __future__ import annotations
 
+import inspect
+import itertools
 import sys
+import typing
 from contextvars import ContextVar
 from typing import Any
 from typing import ClassVar
+from typing import ForwardRef
 
 from pydantic import BaseModel
 from pydantic import ConfigDict
@@ -26,6 +30,7 @@ from pydantic import field_validator
 
 from lakery.core.storable import Storable
 from lakery.core.storable import get_class_id
+from lakery.extra.pydantic.coerce import coercer_for
 from lakery.extra.pydantic.coerce import field_coercer
 from lakery.extra.pydantic.unpacker import ModelUnpacker
 
@@ -62,10 +67,13 @@ class StorableModel(
         origin = _PARAMETRIZING.get()
         if origin is None or cls.__bases__ != (origin,):
             super().__init_subclass__(**kwargs)  # Storable takes class_id and unpacker
-            return
-        # Box[int], made by pydantic from Box: the same stored class as Box.
-        super(Storable, cls).__init_subclass__(**kwargs)
-        cls.__lakery_class_id__ = get_class_id(origin)
+        else:
+            # Box[int], made by pydantic from Box: the same stored class as Box.
+            super(Storable, cls).__init_subclass__(**kwargs)
+            cls.__lakery_class_id__ = get_class_id(origin)
+        # A parametrized model (Box[np.ndarray]) may hold arrays wherever a type
+        # parameter was: it checks every field.
+        _coerce_arrays_in(cls, ["*"] if origin is not None else _fields_to_coerce(cls))
 
     def __class_getitem__(cls, params: Any) -> Any:
         origin = cls.__pydantic_generic_metadata__["origin"] or cls
@@ -75,18 +83,71 @@ class StorableModel(
         finally:
             _PARAMETRIZING.reset(token)
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _lakery_coerce_arrays(cls, value: Any, info: ValidationInfo) -> Any:
-        if info.field_name is None:
-            return value
-        coerce = field_coercer(cls, info.field_name)
-        return value if coerce is None else coerce(value)
-
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, BaseModel):
             return NotImplemented
         return _models_equal(self, other)
+
+
+_validator_names = itertools.count()
+
+
+def _coerce_array_input(cls: type[BaseModel], value: Any, info: ValidationInfo) -> Any:
+    if info.field_name is None:
+        return value
+    coerce = field_coercer(cls, info.field_name)
+    return value if coerce is None else coerce(value)
+
+
+def _coerce_arrays_in(cls: type[BaseModel], fields: list[str]) -> None:
+    """Give `cls` a "before" validator that turns array-likes into arrays in `fields`.
+
+    Called while the class is being created, before pydantic collects its validators.
+    Only fields that may want arrays get it, so that validating other models (every load)
+    does not call into Python once per field.
+    """
+    if fields:
+        validator = field_validator(*fields, mode="before", check_fields=False)
+        name = f"_lakery_coerce_arrays_{next(_validator_names)}"
+        setattr(cls, name, validator(classmethod(_coerce_array_input)))  # type: ignore[arg-type]
+
+
+def _fields_to_coerce(cls: type) -> list[str]:
+    """The fields annotated in `cls` (or in a base that is not a `StorableModel`, whose
+    validators are its own) whose annotation asks for arrays or cannot be resolved yet."""
+    names: dict[str, None] = {}
+    covered = {BaseModel, Storable, object}  # and what storable bases took care of
+    for base in cls.__mro__[1:]:
+        if issubclass(base, StorableModel):
+            covered.update(base.__mro__)
+    for klass in cls.__mro__:
+        if klass in covered:
+            continue
+        annotations = inspect.get_annotations(klass)
+        if not annotations:
+            continue
+        module = sys.modules.get(klass.__module__)
+        namespace = dict(vars(module)) if module is not None else {}
+        namespace.update(vars(klass))
+        for name, annotation in annotations.items():
+            if not name.startswith("_") and _may_want_arrays(annotation, namespace):
+                names[name] = None
+    return list(names)
+
+
+def _may_want_arrays(annotation: Any, namespace: dict[str, Any]) -> bool:
+    if isinstance(annotation, str):
+        try:
+            annotation = eval(annotation, namespace)  # as pydantic does
+        except Exception:
+            return True  # a forward reference: decided when validating
+    return coercer_for(annotation) is not None or _unresolved(annotation)
+
+
+def _unresolved(annotation: Any) -> bool:
+    if isinstance(annotation, str | ForwardRef):
+        return True
+    return any(_unresolved(arg) for arg in typing.get_args(annotation))
 
 
 def _origin(model: BaseModel) -> type:

@@ -57,13 +57,17 @@ class ModelUnpacker(Unpacker["StorableModel"]):
         if not isinstance(obj, BaseModel):
             msg = f"{type(obj).__qualname__} is not a pydantic model; subclass StorableModel"
             raise StorableTypeError(msg)
-        if ModelJsonSerializer.name not in registry.serializers:
+        try:
+            registry.get_serializer(ModelJsonSerializer.name)
+        except NotRegisteredError:
             msg = (
                 f"saving {type(obj).__qualname__} needs the serializer "
                 f"{ModelJsonSerializer.name!r}; add 'lakery.extra.pydantic' to "
                 "Registry(modules=[...])"
             )
-            raise NotRegisteredError(msg, kind="serializer", name=ModelJsonSerializer.name)
+            raise NotRegisteredError(
+                msg, kind="serializer", name=ModelJsonSerializer.name
+            ) from None
         dumped = obj.model_dump(
             mode="python",
             by_alias=True,
