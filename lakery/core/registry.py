@@ -81,6 +81,7 @@ class Registry:
         default_storage: Storage | None = None,
     ) -> None:
         self._components: dict[str, dict[str, Component]] = {kind: {} for kind in _KINDS}
+        self._found: dict[tuple[str, type], Component | None] = {}  # `_find`'s answers
         self._storables: dict[UUID, type[Storable]] = {}
         self._default_storage: Storage | None = None
 
@@ -137,6 +138,7 @@ class Registry:
     def _merge(self, other: Registry) -> None:
         for kind, components in other._components.items():
             self._components[kind].update(components)
+        self._found.clear()
         self._storables.update(other._storables)
         if other._default_storage is not None:
             self._default_storage = other._default_storage
@@ -153,6 +155,7 @@ class Registry:
             msg = f"{source}: {type(component).__qualname__} has no component name"
             raise ConfigurationError(msg)
         self._components[kind][component.name] = component
+        self._found.clear()
 
     def _add_storable(self, cls: type[Storable]) -> None:
         if not (inspect.isclass(cls) and issubclass(cls, Storable)):
@@ -226,6 +229,13 @@ class Registry:
         return self._find("stream serializer", item_type)  # type: ignore[return-value]
 
     def _find(self, kind: str, value_type: type) -> Component | None:
+        try:
+            return self._found[kind, value_type]
+        except KeyError:
+            found = self._found[kind, value_type] = self._search(kind, value_type)
+            return found
+
+    def _search(self, kind: str, value_type: type) -> Component | None:
         candidates = list(self._components[kind].values())
         for base in value_type.__mro__:
             for component in reversed(candidates):
