@@ -33,6 +33,9 @@ from lakery.core.storable import Storable
 from lakery_dagster.engines import EngineSettings
 from lakery_dagster.engines import acquire_engine
 from lakery_dagster.engines import release_engine
+from lakery_dagster.latest import newest_outputs
+from lakery_dagster.latest import run_outputs
+from lakery_dagster.shapes import Stored
 
 __all__ = ["LakeryClient"]
 
@@ -66,7 +69,7 @@ class LakeryClient:
             self._sessions = async_sessionmaker(engine, expire_on_commit=False)
 
     async def close(self) -> None:
-        """Let go of the engine (the last client to do so disposes it)."""
+        """Let go of the engine (it stays open, idle, for the next client; see `engines`)."""
         if self._engine is not None:
             self._engine = None
             self._sessions = None
@@ -134,6 +137,26 @@ class LakeryClient:
         await self.open()
         async with self._session() as session:
             return await get_manifests(session, ids, with_contents=with_contents)
+
+    async def newest_outputs(
+        self,
+        *,
+        asset_key: str,
+        partitions: Sequence[str | None],
+        tags: Mapping[str, str] | None = None,
+    ) -> dict[str | None, Stored]:
+        """The newest saved output of each partition of an asset (see `latest`)."""
+        await self.open()
+        async with self._session() as session:
+            return await newest_outputs(
+                session, asset_key=asset_key, partitions=partitions, tags=tags
+            )
+
+    async def run_outputs(self, *, asset_key: str, run_id: str) -> dict[str | None, Stored]:
+        """What Dagster run `run_id` saved for each partition of an asset (see `latest`)."""
+        await self.open()
+        async with self._session() as session:
+            return await run_outputs(session, asset_key=asset_key, run_id=run_id)
 
     async def contents(
         self, manifests: Iterable[ManifestRecord | uuid.UUID | str]

@@ -2,8 +2,13 @@
 
 Engines are created on lakery's bridge loop (`lakery.common.sync`) and shared by every
 `LakeryResource` in the process with the same settings; each set-up resource holds a
-reference and the last one to let go disposes the engine. A forked child forgets the
-parent's engines (their connections belong to the parent) and makes its own.
+reference. When the last one lets go the engine stays open, idle, so that the next run in
+the process (or the next `LakeryResource.open`) reuses its connections and skips the
+connection check and table creation: at most `MAX_IDLE_ENGINES` idle engines are kept (the
+least recently used beyond that are disposed), and all are disposed when the process exits
+or by `dispose_idle_engines`. In-memory SQLite engines are disposed at once (the database
+goes with them, as it always did). A forked child forgets the parent's engines (their
+connections belong to the parent) and makes its own.
 
 SQLite engines are set up for many processes writing at once: WAL journal (readers do not
 block the writer), a busy timeout (writers wait for each other instead of failing with
@@ -34,13 +39,18 @@ from lakery.common.sync import at_fork_in_child
 from lakery.core.records import BaseRecord
 
 __all__ = [
+    "MAX_IDLE_ENGINES",
     "EngineSettings",
     "acquire_engine",
     "default_database_url",
+    "dispose_idle_engines",
     "normalize_database_url",
     "redact_url",
     "release_engine",
 ]
+
+MAX_IDLE_ENGINES = 4
+"""Engines that no resource uses any more, kept open for the next run in the process."""
 
 _ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 _ALIASES = {"postgres": "postgresql"}
@@ -137,7 +147,8 @@ async def _dispose_all() -> None:
     entries = list(_ENGINES.values())
     _ENGINES.clear()
     for entry in entries:
-        await entry.engine.dispose()
+        with contextlib.suppress(Exception):  # e.g. a database dropped meanwhile
+            await entry.engine.dispose()
 
 
 at_exit(_dispose_all)
@@ -168,16 +179,46 @@ async def acquire_engine(settings: EngineSettings, *, create_tables: bool) -> As
 
 
 async def release_engine(settings: EngineSettings) -> None:
-    """Drop one reference; the last one disposes the engine (closing its connections)."""
+    """Drop one reference; an engine nobody uses stays open, idle (see the module notes)."""
     lock = _LOCKS.setdefault(settings, asyncio.Lock())
     async with lock:
         entry = _ENGINES.get(settings)
         if entry is None:
             return
         entry.references -= 1
-        if entry.references <= 0:
-            del _ENGINES[settings]
-            await entry.engine.dispose()
+        if entry.references > 0:
+            return
+        entry.references = 0
+        # Most recently released last: _ENGINES keeps insertion order.
+        _ENGINES.pop(settings)
+        _ENGINES[settings] = entry
+    if _in_memory(settings):
+        await _dispose_if_idle(settings)  # its database lives as long as the engine
+        return
+    idle = [s for s, e in _ENGINES.items() if e.references <= 0]
+    for stale in idle[: max(0, len(idle) - MAX_IDLE_ENGINES)]:
+        await _dispose_if_idle(stale)
+
+
+async def dispose_idle_engines() -> None:
+    """Dispose every engine of this process that no resource uses (run on the bridge loop).
+
+    ``run_sync(dispose_idle_engines())`` closes their connections now instead of at exit,
+    e.g. before deleting an SQLite database file the process has used.
+    """
+    for settings in [s for s, e in _ENGINES.items() if e.references <= 0]:
+        await _dispose_if_idle(settings)
+
+
+async def _dispose_if_idle(settings: EngineSettings) -> None:
+    lock = _LOCKS.setdefault(settings, asyncio.Lock())
+    async with lock:
+        entry = _ENGINES.get(settings)
+        if entry is None or entry.references > 0:
+            return
+        del _ENGINES[settings]
+    with contextlib.suppress(Exception):
+        await entry.engine.dispose()
 
 
 def _create_engine(settings: EngineSettings) -> AsyncEngine:
@@ -195,9 +236,17 @@ def _create_engine(settings: EngineSettings) -> AsyncEngine:
     )
 
 
+def _in_memory(settings: EngineSettings) -> bool:
+    url = make_url(settings.url)
+    database = url.database or ""
+    return url.get_backend_name() == "sqlite" and (
+        database in {"", ":memory:"} or database.startswith("file::memory:")
+    )
+
+
 def _create_sqlite_engine(url: URL, settings: EngineSettings) -> AsyncEngine:
     database = url.database or ""
-    in_memory = database in {"", ":memory:"} or database.startswith("file::memory:")
+    in_memory = _in_memory(settings)
     if not in_memory:
         path = Path(database).expanduser()
         try:
@@ -208,7 +257,12 @@ def _create_sqlite_engine(url: URL, settings: EngineSettings) -> AsyncEngine:
                 "point LakeryResource.database_url at a writable location"
             )
             raise ConfigurationError(msg) from exc
-    options: dict[str, Any] = {"connect_args": {"timeout": settings.sqlite_busy_timeout}}
+    # The pool's own reset rolls back every connection it takes back, even right after a
+    # commit (one more hop to aiosqlite's thread per session): roll back only what is open.
+    options: dict[str, Any] = {
+        "connect_args": {"timeout": settings.sqlite_busy_timeout},
+        "pool_reset_on_return": None,
+    }
     if not in_memory:
         options.update(pool_size=settings.pool_size, max_overflow=settings.max_overflow)
         options.update(pool_timeout=settings.pool_timeout)
@@ -228,6 +282,13 @@ def _create_sqlite_engine(url: URL, settings: EngineSettings) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
+
+    @event.listens_for(engine.sync_engine, "reset")
+    def _reset(dbapi_connection: Any, _record: Any, state: Any) -> None:
+        if state.terminate_only or not state.asyncio_safe:
+            return  # the connection is being discarded, or cannot be talked to here
+        if getattr(dbapi_connection.driver_connection, "in_transaction", True):
+            dbapi_connection.rollback()
 
     return engine
 

@@ -7,9 +7,28 @@ Which manifests an input loads, per upstream partition:
 2. ``"lakery/run_id"`` or ``"lakery/match_tags"``: the newest manifest of the upstream
    (and partition) saved by that run / carrying all those tags;
 3. otherwise the manifests recorded by the upstream's latest materialization of that
-   partition in the Dagster instance's event log — what the Dagster UI shows — falling
-   back to the newest manifest of the upstream (and partition) in lakery's database when
-   the instance has no lakery materialization for it (e.g. a different instance made it).
+   partition in the Dagster instance — what the Dagster UI shows — falling back to the
+   newest manifest of the upstream (and partition) in lakery's database when the instance
+   has no lakery materialization for it (e.g. a different instance made it).
+
+Case 3 is answered without reading materialization events where it can be:
+
+- an upstream output made earlier in the same run, in this process: the records that
+  `handle_output` saved (`lakery_dagster.run_outputs`), with no lookup at all;
+- otherwise lakery's newest output of every wanted partition, in one query
+  (`lakery_dagster.latest`), checked against the data version of the latest
+  materialization of each partition (one query on the event log's tag index; for an
+  unpartitioned upstream, what the step already fetched, including the run id). lakery
+  sets data versions from content hashes, so a match means the same stored content.
+  Partitions saved together by a single-run backfill share one data version: they are
+  checked together, against what that run saved;
+- partitions that do not match (a newer lakery save that no materialization recorded, a
+  materialization made by another IO manager, a data version set by the asset, Dagster
+  hooks that are missing) take the materialization events, as before.
+
+When two manifests hold the same content, the data versions cannot tell them apart: the
+input may then load lakery's newest one instead of the one the UI shows — the same bytes,
+under another manifest id (the lineage tags name the one loaded).
 """
 
 from __future__ import annotations
@@ -18,6 +37,7 @@ import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
+from typing import NamedTuple
 
 from dagster import AssetKey
 from dagster import AssetRecordsFilter
@@ -29,16 +49,21 @@ from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import NotFoundError
 from lakery.common.sync import run_sync
 from lakery.core.records import ManifestRecord
+from lakery_dagster.latest import stored_from_records
 from lakery_dagster.metadata import LAYOUT
 from lakery_dagster.metadata import LAYOUTS
+from lakery_dagster.metadata import content_digest
+from lakery_dagster.metadata import data_version_of
 from lakery_dagster.outputs import MAPPING_KEY
+from lakery_dagster.outputs import context_attribute
+from lakery_dagster.run_outputs import output_key
+from lakery_dagster.run_outputs import recall
 from lakery_dagster.shapes import Layout
+from lakery_dagster.shapes import Stored
 from lakery_dagster.tags import ALLOW_MISSING_METADATA
 from lakery_dagster.tags import AS_MAPPING_METADATA
 from lakery_dagster.tags import ASSET_KEY
-from lakery_dagster.tags import COLLECTION
 from lakery_dagster.tags import COLLECTION_ID
-from lakery_dagster.tags import COLLECTION_KEY
 from lakery_dagster.tags import MANIFEST_ID_METADATA
 from lakery_dagster.tags import MATCH_TAGS_METADATA
 from lakery_dagster.tags import OUTPUT
@@ -51,9 +76,13 @@ from lakery_dagster.tags import WRAPPED
 if TYPE_CHECKING:
     from lakery_dagster.resource import LakeryResource
 
-__all__ = ["load_input"]
+__all__ = ["load_input", "step_of"]
 
 _BATCH = 500
+DATA_VERSION_TAG = "dagster/data_version"
+"""The materialization tag that holds the data version (Dagster's ``DATA_VERSION_TAG``)."""
+_MAX_RUN_CHECKS = 8
+"""Single-run backfills checked per input (one query each) before taking the event log."""
 
 
 def load_input(context: InputContext, resource: LakeryResource) -> tuple[Any, dict[str, str]]:
@@ -62,8 +91,8 @@ def load_input(context: InputContext, resource: LakeryResource) -> tuple[Any, di
     where = _describe(context)
     partitions = [str(k) for k in context.asset_partition_keys] if _partitioned(context) else None
     wanted: list[str | None] = list(partitions) if partitions is not None else [None]
-    layouts = _select(context, resource, metadata, wanted, where)
-    missing = [p for p in wanted if p not in layouts]
+    selected = _select(context, resource, metadata, wanted, where)
+    missing = [p for p in wanted if p not in selected]
     if missing and not metadata.get(ALLOW_MISSING_METADATA):
         shown = ", ".join(repr(p) for p in missing[:10]) + (" ..." if len(missing) > 10 else "")
         what = f"partitions {shown} of " if partitions is not None else ""
@@ -73,11 +102,11 @@ def load_input(context: InputContext, resource: LakeryResource) -> tuple[Any, di
             f'missing partitions with AssetIn(metadata={{"{ALLOW_MISSING_METADATA}": True}})'
         )
         raise NotFoundError(msg)
-    values = _load_layouts(resource, layouts, where)
+    values = _load_selected(resource, selected, where)
     lineage = {
         _label(partition, key): manifest_id
-        for partition, layout in layouts.items()
-        for key, manifest_id in layout.items
+        for partition, chosen in selected.items()
+        for key, manifest_id in _layout(chosen).items
     }
     if partitions is not None and _as_mapping(context, metadata, partitions):
         return {p: values[p] for p in partitions if p in values}, lineage
@@ -86,16 +115,20 @@ def load_input(context: InputContext, resource: LakeryResource) -> tuple[Any, di
     return next(iter(values.values())), lineage
 
 
+Selected = Stored | Layout
+"""What an input loads for one partition: records at hand, or manifest ids to fetch."""
+
+
 def _select(
     context: InputContext,
     resource: LakeryResource,
     metadata: Mapping[str, Any],
     wanted: list[str | None],
     where: str,
-) -> dict[str | None, Layout]:
+) -> dict[str | None, Selected]:
     pinned = metadata.get(MANIFEST_ID_METADATA)
     if pinned is not None:
-        return _pinned(pinned, wanted, where)
+        return dict(_pinned(pinned, wanted, where))
     base = _upstream_tags(context)
     run_id = metadata.get(RUN_ID_METADATA)
     match = metadata.get(MATCH_TAGS_METADATA)
@@ -104,16 +137,173 @@ def _select(
             msg = f'"{MATCH_TAGS_METADATA}" of {where} must be a mapping of str to str'
             raise ConfigurationError(msg)
         base = {**base, **(match or {}), **({RUN_ID: str(run_id)} if run_id else {})}
-        return _newest_by_tags(resource, base, wanted)
-    layouts: dict[str | None, Layout] = {}
-    if context.has_asset_key:
-        layouts = _from_event_log(context, wanted)
-    rest = [p for p in wanted if p not in layouts]
-    if rest:
-        if context.has_asset_key and layouts == {}:
-            context.log.debug("lakery: no materialization of %s in this instance", where)
-        layouts.update(_newest_by_tags(resource, base, rest))
-    return layouts
+        return dict(_newest_by_tags(resource, base, wanted))
+    found: dict[str | None, Selected] = dict(_same_run(context, resource, wanted))
+    rest = [p for p in wanted if p not in found]
+    if not rest:
+        return found
+    if not context.has_asset_key:
+        found.update(_newest_by_tags(resource, base, rest))
+        return found
+    found.update(_latest(context, resource, rest, where))
+    return found
+
+
+def _same_run(
+    context: InputContext, resource: LakeryResource, wanted: list[str | None]
+) -> dict[str | None, Stored]:
+    """What this process saved for the upstream earlier in this same run."""
+    step = step_of(context)
+    upstream = context.upstream_output
+    if step is None or upstream is None or context_attribute(upstream, "run_id") != step[0]:
+        return {}
+    asset_key = context.asset_key.to_user_string() if context.has_asset_key else None
+    database = resource.client.settings.url
+    found: dict[str | None, Stored] = {}
+    for partition in wanted:
+        key = output_key(
+            asset_key=asset_key,
+            partition=partition,
+            step_key=context_attribute(upstream, "step_key"),
+            output_name=context_attribute(upstream, "name"),
+            mapping_key=context_attribute(upstream, "mapping_key"),
+        )
+        stored = recall(step[0], key, database)
+        if stored is not None:
+            found[partition] = stored
+    return found
+
+
+def _latest(
+    context: InputContext, resource: LakeryResource, wanted: list[str | None], where: str
+) -> dict[str | None, Selected]:
+    """What the upstream's latest materialization of each partition recorded.
+
+    lakery's newest output of each partition is taken when it matches Dagster's latest
+    materialization of that partition (same data version; for an unpartitioned asset also
+    the same run, when the step context has it at hand). Partitions whose latest
+    materialization does not match (made by another IO manager, a data version given by
+    the asset, a stray newer lakery save) are looked up in the event log; those with no
+    lakery materialization at all take lakery's newest output.
+    """
+    asset_key = context.asset_key.to_user_string()
+    candidates = run_sync(resource.client.newest_outputs(asset_key=asset_key, partitions=wanted))
+    versions, complete = _dagster_versions(context, wanted)
+    found: dict[str | None, Selected] = {}
+    for partition, stored in candidates.items():
+        version = versions.get(partition)
+        if version is not None and _matches(stored, version):
+            found[partition] = stored
+    unverified = [p for p in wanted if p not in found]
+    if unverified and wanted != [None]:
+        found.update(_verify_by_run(resource, asset_key, candidates, versions, unverified))
+        unverified = [p for p in wanted if p not in found]
+    if complete and wanted == [None] and not versions:
+        # The instance has no materialization of the unpartitioned upstream at all.
+        return dict(candidates)
+    if complete:
+        # Neither lakery nor Dagster has anything of these: never materialized.
+        unverified = [p for p in unverified if p in candidates or p in versions]
+    if not unverified:
+        return found
+    logged = _from_event_log(context, unverified)
+    if not logged:
+        context.log.debug("lakery: no lakery materialization of %s in this instance", where)
+    for partition in unverified:
+        layout = logged.get(partition)
+        candidate = candidates.get(partition)
+        if layout is None:
+            if candidate is not None:
+                found[partition] = candidate  # the instance has no lakery materialization of it
+        elif candidate is not None and candidate.layout.items == layout.items:
+            found[partition] = candidate
+        else:
+            found[partition] = layout
+    return found
+
+
+class _Version(NamedTuple):
+    data_version: str
+    run_id: str | None = None
+
+
+def _matches(stored: Stored, version: _Version) -> bool:
+    if content_digest(stored.items)[:32] != version.data_version:
+        return False
+    return version.run_id is None or stored.records[0].tags.get(RUN_ID) == version.run_id
+
+
+def _dagster_versions(
+    context: InputContext, wanted: list[str | None]
+) -> tuple[dict[str | None, _Version], bool]:
+    """The data version of the latest materialization of each partition, where cheap to get,
+    and whether partitions left out have no materialization with a data version.
+
+    Partitioned: one query on the event log's tag index. Unpartitioned: what the step
+    fetched at its start for Dagster's own staleness bookkeeping (no query).
+    """
+    try:
+        if wanted == [None]:
+            info = context.step_context.maybe_fetch_and_get_input_asset_version_info(
+                context.asset_key
+            )
+            if info is None:
+                return {}, True
+            if info.event_type != DagsterEventType.ASSET_MATERIALIZATION:
+                return {}, False
+            if info.data_version is None:
+                return {}, False
+            return {None: _Version(info.data_version.value, info.run_id)}, True
+        storage = context.instance.event_log_storage
+        versions: dict[str | None, _Version] = {}
+        names = [p for p in wanted if p is not None]
+        for start in range(0, len(names), _BATCH):
+            latest = storage.get_latest_tags_by_partition(
+                context.asset_key,
+                DagsterEventType.ASSET_MATERIALIZATION,
+                [DATA_VERSION_TAG],
+                asset_partitions=names[start : start + _BATCH],
+            )
+            for partition, tags in latest.items():
+                if tags.get(DATA_VERSION_TAG):
+                    versions[str(partition)] = _Version(tags[DATA_VERSION_TAG])
+        return versions, True
+    except Exception as exc:  # not public API: without it, every partition takes the event log
+        context.log.debug("lakery: cannot read data versions from the instance (%s)", exc)
+        return {}, False
+
+
+def _verify_by_run(
+    resource: LakeryResource,
+    asset_key: str,
+    candidates: Mapping[str | None, Stored],
+    versions: Mapping[str | None, _Version],
+    unverified: list[str | None],
+) -> dict[str | None, Stored]:
+    """Partitions saved by one single-run backfill, whose materializations share a version.
+
+    The run's outputs of every partition give the run's data version (`data_version_of`);
+    when it is the latest materialization's, the candidates saved by that run are it.
+    """
+    runs: dict[tuple[str, str], list[str | None]] = {}
+    for partition in unverified:
+        stored, version = candidates.get(partition), versions.get(partition)
+        run_id = stored.records[0].tags.get(RUN_ID) if stored is not None else None
+        if stored is not None and version is not None and run_id:
+            runs.setdefault((run_id, version.data_version), []).append(partition)
+    found: dict[str | None, Stored] = {}
+    largest_first = sorted(runs.items(), key=lambda item: -len(item[1]))
+    for (run_id, data_version), partitions in largest_first[:_MAX_RUN_CHECKS]:
+        outputs = run_sync(resource.client.run_outputs(asset_key=asset_key, run_id=run_id))
+        if len(outputs) < 2:
+            continue  # one partition: its own content digest was the version to match
+        if data_version_of({p: s.items for p, s in outputs.items()}) != data_version:
+            continue
+        for partition in partitions:
+            saved = outputs.get(partition)
+            if saved is not None and saved.layout.items == candidates[partition].layout.items:
+                found[partition] = candidates[partition]
+    return found
 
 
 def _pinned(pinned: Any, wanted: list[str | None], where: str) -> dict[str | None, Layout]:
@@ -192,34 +382,41 @@ def _layout_of(record: Any, partition: str | None) -> Layout | None:
 
 def _newest_by_tags(
     resource: LakeryResource, base: Mapping[str, str], wanted: list[str | None]
-) -> dict[str | None, Layout]:
+) -> dict[str | None, Stored]:
     """The newest manifest (or collection) with `base` tags, per partition."""
-    found: dict[str | None, Layout] = {}
-    for partition in wanted:
+    asset_key = base.get(ASSET_KEY)
+    if asset_key is not None:
+        return run_sync(
+            resource.client.newest_outputs(asset_key=asset_key, partitions=wanted, tags=base)
+        )
+    found: dict[str | None, Stored] = {}
+    for partition in wanted:  # op outputs (tagged by run, step and output): one partition
         tags = dict(base)
         if partition is not None:
             tags[PARTITION] = partition
         newest = resource.find(tags=tags, limit=1)
         if not newest:
             continue
-        record = newest[0]
-        collection_id = record.tags.get(COLLECTION_ID)
-        if not collection_id:
-            found[partition] = Layout("single", [("", str(record.id))])
-            continue
-        items = resource.find(tags={**tags, COLLECTION_ID: collection_id}, limit=None)
-        kind = record.tags.get(COLLECTION, "mapping")
-        pairs = [(r.tags.get(COLLECTION_KEY, ""), str(r.id)) for r in items]
-        pairs.sort(key=lambda pair: int(pair[0]) if kind == "list" else pair[0])
-        found[partition] = Layout("list" if kind == "list" else "mapping", pairs)
+        collection_id = newest[0].tags.get(COLLECTION_ID)
+        if collection_id:
+            newest = resource.find(tags={**tags, COLLECTION_ID: collection_id}, limit=None)
+        found[partition] = stored_from_records(newest)
     return found
 
 
-def _load_layouts(
-    resource: LakeryResource, layouts: Mapping[str | None, Layout], where: str
+def _load_selected(
+    resource: LakeryResource, selected: Mapping[str | None, Selected], where: str
 ) -> dict[str | None, Any]:
-    """Load every manifest of every layout in one bulk load and rebuild the shapes."""
-    ids = [manifest_id for layout in layouts.values() for manifest_id in layout.manifest_ids]
+    """Load every manifest of every partition in one bulk load and rebuild the shapes."""
+    known = {
+        record.id: record
+        for chosen in selected.values()
+        if isinstance(chosen, Stored)
+        for record in chosen.records
+    }
+    ids = [
+        manifest_id for chosen in selected.values() for manifest_id in _layout(chosen).manifest_ids
+    ]
     try:
         parsed = [uuid.UUID(i) for i in ids]
     except ValueError:
@@ -228,7 +425,10 @@ def _load_layouts(
     client = resource.client
 
     async def fetch_and_load() -> tuple[dict[uuid.UUID, ManifestRecord], list[Any]]:
-        records = await client.get_many(parsed)
+        records = dict(known)
+        unknown = [i for i in parsed if i not in records]
+        if unknown:
+            records.update(await client.get_many(unknown))
         absent = [str(i) for i in parsed if i not in records]
         if absent:
             msg = (
@@ -243,7 +443,8 @@ def _load_layouts(
     records, objects = run_sync(fetch_and_load())
     loaded = iter(zip(parsed, objects, strict=True))
     values: dict[str | None, Any] = {}
-    for partition, layout in layouts.items():
+    for partition, chosen in selected.items():
+        layout = _layout(chosen)
         items = []
         for key, _ in layout.items:
             manifest_id, obj = next(loaded)
@@ -257,6 +458,19 @@ def _load_layouts(
         else:
             values[partition] = dict(items)
     return values
+
+
+def _layout(chosen: Selected) -> Layout:
+    return chosen.layout if isinstance(chosen, Stored) else chosen
+
+
+def step_of(context: InputContext) -> tuple[str, str] | None:
+    """``(run_id, step_key)`` of the step that loads the input, or None outside a step."""
+    try:
+        step_context = context.step_context
+        return step_context.run_id, step_context.step.key
+    except Exception:
+        return None
 
 
 def _upstream_tags(context: InputContext) -> dict[str, str]:

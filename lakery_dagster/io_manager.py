@@ -13,9 +13,11 @@ from pydantic import Field
 from pydantic import PrivateAttr
 
 from lakery_dagster.inputs import load_input
+from lakery_dagster.inputs import step_of
 from lakery_dagster.outputs import context_attribute
 from lakery_dagster.outputs import save_output
 from lakery_dagster.resource import LakeryResource
+from lakery_dagster.run_outputs import forget_runs
 
 __all__ = ["LakeryIOManager", "LakeryIOWorker"]
 
@@ -30,22 +32,25 @@ class LakeryIOWorker:
     Remembers which manifests each step loaded so that the step's outputs record them
     (tags ``dagster/input/...`` and metadata ``lakery/inputs``). What was loaded is kept
     per process, not per worker: an input is loaded by the IO manager of its upstream
-    output, and the step's own outputs may go to another `LakeryIOManager`.
+    output, and the step's own outputs may go to another `LakeryIOManager`. What each run
+    saved is kept too (`lakery_dagster.run_outputs`), for the inputs of the same run.
     """
 
     def __init__(self, resource: LakeryResource) -> None:
         self.resource = resource
         self._steps: set[tuple[str, str]] = set()
+        self._runs: set[str] = set()
 
     def handle_output(self, context: OutputContext, obj: Any) -> None:
-        inputs = self._inputs_of(
-            context_attribute(context, "run_id"), context_attribute(context, "step_key")
-        )
+        run_id = context_attribute(context, "run_id")
+        inputs = self._inputs_of(run_id, context_attribute(context, "step_key"))
         save_output(context, obj, self.resource, inputs)
+        if run_id:
+            self._runs.add(str(run_id))
 
     def load_input(self, context: InputContext) -> Any:
         value, loaded = load_input(context, self.resource)
-        step = _step_of(context)
+        step = step_of(context)
         if step is not None and context.has_input_name:
             with _STEP_INPUTS_LOCK:
                 _STEP_INPUTS.setdefault(step, {})[context.name] = loaded
@@ -53,11 +58,13 @@ class LakeryIOWorker:
         return value
 
     def forget(self) -> None:
-        """Drop what the steps of this worker loaded (at the end of the run)."""
+        """Drop what the steps of this worker loaded and saved (at the end of the run)."""
         with _STEP_INPUTS_LOCK:
             for step in self._steps:
                 _STEP_INPUTS.pop(step, None)
             self._steps.clear()
+        forget_runs(list(self._runs))
+        self._runs.clear()
 
     def _inputs_of(self, run_id: str | None, step_key: str | None) -> dict[str, dict[str, str]]:
         if run_id is None or step_key is None:
@@ -136,11 +143,3 @@ class LakeryIOManager(ConfigurableIOManager):
 
     def load_input(self, context: InputContext) -> Any:
         return self.worker.load_input(context)
-
-
-def _step_of(context: InputContext) -> tuple[str, str] | None:
-    try:
-        step_context = context.step_context
-        return step_context.run_id, step_context.step.key
-    except Exception:
-        return None

@@ -6,9 +6,11 @@ Each materialization (each partition, in a single-run backfill) gets:
 ``lakery/manifest_id``      the manifest id (single values)
 ``lakery/layout``           kind and ``[key, manifest id]`` items; what inputs load
 ``lakery/class``            the saved class and its class id
-``lakery/manifest_tags``    the manifest tags (those shared by all items)
+``lakery/manifest_tags``    the manifest tags shared by all items (without the
+                            ``dagster/input/...`` ones: ``lakery/inputs`` has them)
 ``lakery/contents``         a table: item, key, content type, size, sha256, storage
-``lakery/content_hash``     a digest of all content hashes (also the data version)
+``lakery/content_hash``     a digest of all content hashes (`content_digest`); the data
+                            version is its first 32 characters (`data_version_of`)
 ``lakery/inputs``           the manifest ids the step loaded, by input name
 ``dagster/uri``             where the data is (a file URI, or ``lakery://manifest/<id>``)
 ``dagster/size_bytes``      total size of the stored content
@@ -33,6 +35,7 @@ from lakery.core.registry import Registry
 from lakery_dagster.shapes import Layout
 from lakery_dagster.tags import COLLECTION_ID
 from lakery_dagster.tags import COLLECTION_KEY
+from lakery_dagster.tags import INPUT_PREFIX
 
 __all__ = [
     "CONTENTS",
@@ -40,6 +43,7 @@ __all__ = [
     "LAYOUTS",
     "MANIFEST_ID",
     "content_digest",
+    "data_version_of",
     "materialization_metadata",
 ]
 
@@ -64,12 +68,29 @@ _SCHEMA = TableSchema(
 def content_digest(records: Sequence[tuple[str, ManifestRecord]]) -> str:
     """A digest of what was stored: item keys, class ids and every part's key and hash.
 
-    Equal content gives an equal digest whatever run, time or tags saved it.
+    Equal content gives an equal digest whatever run, time, tags or item order saved it.
     """
-    summary = [
-        [key, record.class_id.hex, [[c.content_key, c.content_hash] for c in record.contents]]
+    summary = sorted(
+        [key, record.class_id.hex, sorted([c.content_key, c.content_hash] for c in record.contents)]
         for key, record in records
-    ]
+    )
+    return _sha256(summary)
+
+
+def data_version_of(grouped: Mapping[str | None, Sequence[tuple[str, ManifestRecord]]]) -> str:
+    """The data version of one output: ``{partition: [(item key, record)]}``.
+
+    One partition (or an unpartitioned asset): the first 32 characters of its
+    `content_digest`. Several partitions (a single-run backfill, whose materializations
+    share one data version): a digest of every partition's key and `content_digest`.
+    """
+    if len(grouped) == 1:
+        return content_digest(next(iter(grouped.values())))[:32]
+    summary = sorted([str(p), content_digest(items)] for p, items in grouped.items())
+    return _sha256(summary)[:32]
+
+
+def _sha256(summary: Any) -> str:
     return hashlib.sha256(json.dumps(summary, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -131,7 +152,7 @@ def _class_name(record: ManifestRecord) -> str:
 
 
 def _shared_tags(records: Sequence[tuple[str, ManifestRecord]]) -> dict[str, str]:
-    first = dict(records[0][1].tags)
+    first = {k: v for k, v in records[0][1].tags.items() if not k.startswith(INPUT_PREFIX)}
     for _, record in records[1:]:
         first = {k: v for k, v in first.items() if record.tags.get(k) == v}
     if len(records) > 1:

@@ -17,10 +17,13 @@ from lakery.common.sync import run_sync
 from lakery.core.records import ManifestRecord
 from lakery.core.storable import Storable
 from lakery_dagster.metadata import LAYOUTS
-from lakery_dagster.metadata import content_digest
+from lakery_dagster.metadata import data_version_of
 from lakery_dagster.metadata import materialization_metadata
+from lakery_dagster.run_outputs import output_key
+from lakery_dagster.run_outputs import remember
 from lakery_dagster.shapes import Layout
 from lakery_dagster.shapes import Shape
+from lakery_dagster.shapes import Stored
 from lakery_dagster.shapes import plan_value
 from lakery_dagster.tags import ASSET_KEY
 from lakery_dagster.tags import CODE_VERSION
@@ -84,8 +87,13 @@ def save_output(
     for (partition, key), record in zip(slots, records, strict=True):
         grouped.setdefault(partition, []).append((key, record))
     kinds = {partition: shape.kind for partition, _, shape in plans}
-    _report(context, grouped, kinds, resource, inputs)
-    _set_data_version(context, [item for group in grouped.values() for item in group])
+    layouts = {
+        partition: Layout(kinds[partition], [(key, str(r.id)) for key, r in items])
+        for partition, items in grouped.items()
+    }
+    _remember(context, resource, grouped, layouts)
+    _report(context, grouped, layouts, resource, inputs)
+    _set_data_version(context, grouped)
 
 
 def _plan(
@@ -144,18 +152,38 @@ def _per_partition_values(
     return {k: given[k] for k in keys}
 
 
+def _remember(
+    context: OutputContext,
+    resource: LakeryResource,
+    grouped: Mapping[str | None, list[tuple[str, ManifestRecord]]],
+    layouts: Mapping[str | None, Layout],
+) -> None:
+    """Let inputs of this run in this process load these records directly."""
+    run_id = context_attribute(context, "run_id")
+    if not run_id:
+        return
+    asset_key = context.asset_key.to_user_string() if context.has_asset_key else None
+    database = resource.client.settings.url
+    for partition, items in grouped.items():
+        key = output_key(
+            asset_key=asset_key,
+            partition=partition,
+            step_key=context_attribute(context, "step_key"),
+            output_name=context.name,
+            mapping_key=context.mapping_key,
+        )
+        stored = Stored(layouts[partition], tuple(record for _, record in items))
+        remember(str(run_id), key, database, stored)
+
+
 def _report(
     context: OutputContext,
     grouped: dict[str | None, list[tuple[str, ManifestRecord]]],
-    kinds: Mapping[str | None, Any],
+    layouts: Mapping[str | None, Layout],
     resource: LakeryResource,
     inputs: Mapping[str, Mapping[str, str]],
 ) -> None:
     registry = resource.registry
-    layouts = {
-        partition: Layout(kinds[partition], [(key, str(r.id)) for key, r in records])
-        for partition, records in grouped.items()
-    }
     if len(grouped) == 1:
         partition, records = next(iter(grouped.items()))
         metadata = materialization_metadata(layouts[partition], records, registry, inputs)
@@ -180,11 +208,13 @@ def _report(
         )
 
 
-def _set_data_version(context: OutputContext, records: list[tuple[str, ManifestRecord]]) -> None:
+def _set_data_version(
+    context: OutputContext, grouped: Mapping[str | None, list[tuple[str, ManifestRecord]]]
+) -> None:
     """Make the data version follow the stored content (not the run), where Dagster allows."""
-    if not context.has_asset_key or not records:
+    if not context.has_asset_key or not grouped:
         return
-    version = DataVersion(content_digest(records)[:32])
+    version = DataVersion(data_version_of(grouped))
     set_version = step_context_hook(context, "set_data_version")
     if set_version is None:
         context.log.debug("lakery: this Dagster cannot take a data version from an IO manager")

@@ -24,6 +24,7 @@ from pydantic import PrivateAttr
 from lakery.builtin import FileStorage
 from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import NotFoundError
+from lakery.common.sync import at_fork_in_child
 from lakery.common.sync import run_async
 from lakery.common.sync import run_sync
 from lakery.core.query import ClassFilter
@@ -60,14 +61,21 @@ DEFAULT_REGISTRY_MODULES: list[str] = [
 """``lakery.builtin`` plus the extras whose dependencies are installed."""
 
 
+_REGISTRIES: dict[tuple[Any, ...], Registry] = {}
+"""Registries by configuration, for this process (a forked child builds its own)."""
+_REGISTRIES_LOCK = threading.Lock()
+at_fork_in_child(_REGISTRIES.clear)
+
+
 class LakeryResource(ConfigurableResource):
     """lakery's records database, registry and storage, for ops, assets and IO managers.
 
     One engine per process is shared by every resource with the same settings; it lives
-    on lakery's bridge loop (one background event loop per process) from
-    `setup_for_execution` to `teardown_after_execution`, so synchronous Dagster code never
-    starts a loop per call. Used outside a run, the resource opens its engine on first use;
-    `close()` lets it go.
+    on lakery's bridge loop (one background event loop per process), so synchronous
+    Dagster code never starts a loop per call. The resource takes it in
+    `setup_for_execution` and lets go in `teardown_after_execution`; the engine stays
+    open for the next run in the process (disposed at exit). Used outside a run, the
+    resource opens its engine on first use; `close()` lets it go.
 
     Pass credentials through the environment, e.g. ``database_url=EnvVar("LAKERY_DB")``:
     the URL is never printed (errors and reprs show it with ``***`` for the password). S3
@@ -145,14 +153,21 @@ class LakeryResource(ConfigurableResource):
         with self._lock:
             if self._client is None:
                 client = LakeryClient(
-                    self.engine_settings(), self.build_registry(), create_tables=self.create_tables
+                    self.engine_settings(),
+                    self._shared_registry(),
+                    create_tables=self.create_tables,
                 )
                 run_sync(client.open())
                 self._client = client
             return self._client
 
     def close(self) -> None:
-        """Let go of the engine (disposed when no other resource in the process uses it)."""
+        """Let go of the engine.
+
+        An engine no resource uses stays open for the next run in this process (at most
+        a few; all are disposed at exit); `lakery_dagster.engines.dispose_idle_engines`
+        closes them now.
+        """
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
@@ -197,6 +212,23 @@ class LakeryResource(ConfigurableResource):
             # whatever storage_url says now.
             reader = FileStorage(Path(os.environ.get("DAGSTER_HOME") or os.getcwd()) / "lakery")
             registry = Registry(registries=[registry], storages=[reader])
+        return registry
+
+    def _shared_registry(self) -> Registry:
+        """`build_registry`, built once per process and configuration (runs reuse it)."""
+        key = (
+            tuple(self.registry_modules) if isinstance(self.registry_modules, list) else None,
+            self.storage_url,
+            self.s3_endpoint_url,
+            self.s3_region,
+            os.environ.get("DAGSTER_HOME") or os.getcwd(),
+        )
+        with _REGISTRIES_LOCK:
+            registry = _REGISTRIES.get(key)
+        if registry is None:
+            registry = self.build_registry()
+            with _REGISTRIES_LOCK:
+                registry = _REGISTRIES.setdefault(key, registry)
         return registry
 
     # -- synchronous API ----------------------------------------------------------------
@@ -273,6 +305,31 @@ class LakeryResource(ConfigurableResource):
         """`load` for async code on any event loop (runs on the bridge loop)."""
         client = self.client
         return (await run_async(_load_many(client, [record], cls)))[0]
+
+    def _with_updated_values(
+        self, values: Mapping[str, Any] | None = None, *args: Any, **kw: Any
+    ) -> Any:
+        """A copy of this resource with `values` (Dagster's hook, not public API).
+
+        Dagster makes several copies of every resource for each run, each one re-deriving
+        the config schema from the class (about 3 ms for this one, most of a small run's
+        resource setup). When nothing changes, a plain copy is the same resource.
+        """
+        if args or kw or not self._has_values(values or {}):
+            return super()._with_updated_values(values, *args, **kw)
+        copy = self.model_copy()
+        copy._client = None  # a copy opens (and closes) its own reference to the engine
+        copy._lock = threading.Lock()
+        return copy
+
+    def _has_values(self, values: Mapping[str, Any]) -> bool:
+        fields = type(self).model_fields
+        for key, value in values.items():
+            if key not in fields or type(value) is not type(getattr(self, key)):
+                return False
+            if getattr(self, key) != value:
+                return False
+        return True
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():

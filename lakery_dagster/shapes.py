@@ -18,11 +18,12 @@ from typing import Literal
 
 from lakery.builtin import StorableValue
 from lakery.common.exceptions import StorableTypeError
+from lakery.core.records import ManifestRecord
 from lakery.core.registry import Registry
 from lakery.core.serializer import describe
 from lakery.core.storable import Storable
 
-__all__ = ["Entry", "Layout", "Shape", "plan_value"]
+__all__ = ["Entry", "Layout", "Shape", "Stored", "plan_value"]
 
 Kind = Literal["single", "mapping", "list"]
 
@@ -70,6 +71,20 @@ class Layout:
     @property
     def manifest_ids(self) -> list[str]:
         return [manifest_id for _, manifest_id in self.items]
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A saved output of one partition: its layout and its records, in layout order."""
+
+    layout: Layout
+    records: tuple[ManifestRecord, ...]
+
+    @property
+    def items(self) -> list[tuple[str, ManifestRecord]]:
+        """``(item key, record)`` pairs, as `content_digest` takes them."""
+        pairs = zip(self.layout.items, self.records, strict=True)
+        return [(key, record) for (key, _), record in pairs]
 
 
 def plan_value(value: Any, registry: Registry, *, where: str) -> Shape:

@@ -60,14 +60,34 @@ async def longest(numbers: dict[str, list[int]], lakery: LakeryResource) -> dict
     return {key: len(values) for key, values in numbers.items()}
 
 
+@dg.asset
+def base() -> dict[str, list[int]]:
+    return {"values": [1, 2, 3]}
+
+
+@dg.asset
+def doubled(base: dict[str, list[int]]) -> list[int]:
+    return [2 * v for v in base["values"]]
+
+
+@dg.asset
+def report(base: dict[str, list[int]], doubled: list[int]) -> dict[str, int]:
+    return {"base": sum(base["values"]), "doubled": sum(doubled)}
+
+
 defs = dg.Definitions(
-    assets=[numbers, total, readings, longest],
+    assets=[numbers, total, readings, longest, base, doubled, report],
     jobs=[
         dg.define_asset_job(
             "lakery_multiprocess",
             selection=[numbers, total, readings, longest],
             executor_def=dg.multiprocess_executor.configured({"max_concurrent": 3}),
-        )
+        ),
+        dg.define_asset_job(
+            "lakery_multiprocess_chain",
+            selection=[base, doubled, report],
+            executor_def=dg.multiprocess_executor.configured({"max_concurrent": 2}),
+        ),
     ],
     resources={"io_manager": LakeryIOManager(lakery=lakery), "lakery": lakery},
 )
@@ -75,3 +95,7 @@ defs = dg.Definitions(
 
 def lakery_multiprocess_job() -> dg.JobDefinition:
     return defs.resolve_job_def("lakery_multiprocess")
+
+
+def lakery_multiprocess_chain_job() -> dg.JobDefinition:
+    return defs.resolve_job_def("lakery_multiprocess_chain")

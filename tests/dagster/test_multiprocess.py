@@ -56,3 +56,36 @@ def test_multiprocess_executor(lakery_url: str, tmp_path: Path, monkeypatch: pyt
         assert len(lakery.find(tags={"dagster/asset_key": "readings"}, limit=None)) == 4
     finally:
         lakery.close()
+
+
+def test_multiprocess_unpartitioned_chain(
+    lakery_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each step in its own process: inputs come from lakery's records, checked against the
+    instance (no records of the same run are at hand in another process)."""
+    monkeypatch.setenv("LAKERY_TEST_MP_DATABASE_URL", lakery_url)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    manifests: dict[str, str] = {}
+    with dg.DagsterInstance.local_temp(str(home)) as instance:
+        job = dg.reconstructable(defs_multiprocess.lakery_multiprocess_chain_job)
+        for _ in range(2):  # the second run rematerializes everything over the first
+            with dg.execute_job(job, instance=instance) as result:
+                assert result.success, [
+                    e.event_specific_data for e in result.all_events if e.is_failure
+                ]
+                run_id = result.run_id
+        for name in ["base", "doubled", "report"]:
+            [record] = instance.fetch_materializations(dg.AssetKey(name), limit=1).records
+            assert record.run_id == run_id
+            manifests[name] = record.asset_materialization.metadata["lakery/manifest_id"].value
+
+    lakery = LakeryResource(database_url=lakery_url)
+    try:
+        report = lakery.get(manifests["report"])
+        assert lakery.load(report).value == {"base": 6, "doubled": 12}
+        assert report.tags["dagster/input/base"] == manifests["base"]
+        assert report.tags["dagster/input/doubled"] == manifests["doubled"]
+        assert lakery.get(manifests["doubled"]).tags["dagster/input/base"] == manifests["base"]
+    finally:
+        lakery.close()

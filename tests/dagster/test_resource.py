@@ -92,19 +92,47 @@ def test_uri_metadata_for_file_storage(lakery_url: str, tmp_path: Path) -> None:
     lakery.close()
 
 
-def test_one_engine_per_process_shared_and_released(lakery_url: str) -> None:
+def test_one_engine_per_process_shared_and_kept_for_the_next_run(lakery_url: str) -> None:
+    from lakery.common.sync import run_sync
+
     first = LakeryResource(database_url=lakery_url)
     second = LakeryResource(database_url=lakery_url)
     before = dict(engines._ENGINES)
     assert first.client is not second.client
     settings = first.engine_settings()
-    assert first.client._engine is second.client._engine
+    engine = first.client._engine
+    assert engine is second.client._engine
     assert engines._ENGINES[settings].references == 2 + (
         before[settings].references if settings in before else 0
     )
     first.close()
     second.close()
-    assert settings not in engines._ENGINES or settings in before
+    # Nobody uses it now: it stays open, idle, for the next run in this process.
+    assert engines._ENGINES[settings].references == (
+        before[settings].references if settings in before else 0
+    )
+    third = LakeryResource(database_url=lakery_url)
+    assert third.client._engine is engine
+    third.close()
+    run_sync(engines.dispose_idle_engines())
+    assert settings not in engines._ENGINES or engines._ENGINES[settings].references > 0
+
+
+def test_idle_engines_beyond_the_limit_are_disposed(tmp_path: Path) -> None:
+    from lakery.common.sync import run_sync
+
+    run_sync(engines.dispose_idle_engines())
+    urls = [f"sqlite:///{tmp_path / f'{i}.db'}" for i in range(engines.MAX_IDLE_ENGINES + 2)]
+    settings = []
+    for url in urls:
+        resource = LakeryResource(database_url=url)
+        resource.save(StorableValue(url))
+        settings.append(resource.engine_settings())
+        resource.close()
+    idle = [s for s, entry in engines._ENGINES.items() if entry.references == 0]
+    assert idle == settings[-engines.MAX_IDLE_ENGINES :]  # the least recently used went first
+    run_sync(engines.dispose_idle_engines())
+    assert not [s for s in settings if s in engines._ENGINES]
 
 
 def test_configured_from_run_config(lakery_url: str, tmp_path: Path) -> None:
@@ -193,3 +221,27 @@ def test_forked_child_opens_its_own_engine(lakery: LakeryResource) -> None:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_in_memory_database_goes_with_its_last_resource() -> None:
+    first = LakeryResource(database_url="sqlite://")
+    first.save(StorableValue(1), tags={"kind": "memory"})
+    settings = first.engine_settings()
+    first.close()
+    assert settings not in engines._ENGINES
+    second = LakeryResource(database_url="sqlite://")
+    assert second.find(tags={"kind": "memory"}) == []  # a new, empty database
+    second.close()
+
+
+def test_copies_for_a_run_skip_the_config_schema(lakery: LakeryResource) -> None:
+    """Dagster copies a resource several times per run; unchanged values copy cheaply."""
+    opened = lakery.client
+    same = lakery._with_updated_values({"database_url": lakery.database_url})
+    assert same is not lakery and same.model_dump() == lakery.model_dump()
+    assert same._client is None and same._lock is not lakery._lock
+    assert lakery._client is opened  # the original keeps its engine reference
+    changed = lakery._with_updated_values({"pool_size": 7})
+    assert changed.pool_size == 7 and changed.database_url == lakery.database_url
+    from_env = LakeryResource(database_url=dg.EnvVar("LAKERY_TEST_UNSET_URL"))
+    assert from_env._has_values({"database_url": "sqlite://"}) is False  # resolved: not a copy
