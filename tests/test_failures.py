@@ -375,7 +375,7 @@ def leftover_temporary_files(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.is_file() and p.name.startswith(".")]
 
 
-@pytest.mark.parametrize("count", [3, 40], ids=["fsync-per-file", "syncfs"])
+@pytest.mark.parametrize("count", [3, 8, 40], ids=["few-at-once", "fsync-per-file", "syncfs"])
 @pytest.mark.parametrize("step", ["flush", "rename"])
 async def test_failing_durability_step_of_files_saves_nothing(
     new_session, registry: Registry, tmp_path: Path, monkeypatch, count: int, step: str
@@ -445,7 +445,7 @@ async def test_failing_file_write_leaves_no_temporary_file(
     assert files_at_content_addresses(root) == {}
 
 
-@pytest.mark.parametrize(("count", "syncfs_calls"), [(3, 0), (40, 2)])
+@pytest.mark.parametrize(("count", "syncfs_calls"), [(1, 0), (3, 0), (8, 0), (40, 2)])
 async def test_files_are_flushed_once_for_many_and_one_by_one_for_few(
     new_session, registry: Registry, tmp_path: Path, monkeypatch, count: int, syncfs_calls: int
 ) -> None:  # type: ignore[no-untyped-def]
@@ -481,6 +481,74 @@ async def test_files_are_flushed_once_for_many_and_one_by_one_for_few(
         async with new_loader(session=session, registry=registry) as loader:
             loads = [loader.load_soon(record, StorableValue) for record in records]
     assert [f.get().value for f in loads] == [f"value {i}" for i in range(count)]
+
+
+@pytest.mark.parametrize("count", [1, 3, 8], ids=["one", "few-at-once", "deferred"])
+async def test_files_of_a_small_save_are_durable_before_any_is_in_place(
+    new_session, registry: Registry, tmp_path: Path, monkeypatch, count: int
+) -> None:  # type: ignore[no-untyped-def]
+    """Up to `FEW_FILES` files of a save are written, fsynced, moved into place and their
+    folders fsynced in one worker-thread call while the save writes (more are deferred to
+    the commit): either way every file is flushed before any is renamed, each folder after,
+    and all of it before the rows are inserted."""
+    import anyio.to_thread
+
+    import lakery.builtin.file_storage as file_storage
+    import lakery.core.save as save
+
+    root = tmp_path / "blobs"
+    registry = Registry(registries=[registry], default_storage=FileStorage(root))
+    events: list[tuple[str, str]] = []
+    fsync_path, replace = file_storage._fsync_path, os.replace
+
+    def recording_fsync(path: str) -> None:
+        events.append(("fsync", path))
+        fsync_path(path)
+
+    def recording_replace(temp: str, path: str) -> None:
+        events.append(("rename", path))
+        replace(temp, path)
+
+    threads: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting_run_sync(function, *args, **kwargs):  # type: ignore[no-untyped-def]
+        threads.append(getattr(function, "__name__", repr(function)))
+        return await run_sync(function, *args, **kwargs)
+
+    insert_rows = save.Saver._insert_rows
+
+    async def recording_insert_rows(self):  # type: ignore[no-untyped-def]
+        events.append(("insert", ""))
+        return await insert_rows(self)
+
+    monkeypatch.setattr(file_storage, "_fsync_path", recording_fsync)
+    monkeypatch.setattr(file_storage.os, "replace", recording_replace)
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting_run_sync)
+    monkeypatch.setattr(save.Saver, "_insert_rows", recording_insert_rows)
+    async with new_session() as session:
+        async with new_saver(session=session, registry=registry) as saver:
+            futures = [saver.save_soon(StorableValue(f"small {i}")) for i in range(count)]
+    records = [future.get() for future in futures]
+    kinds = [kind for kind, _ in events]
+    files = [event for event in events if event[0] != "insert"]
+    assert [kind for kind, _ in files[: 2 * count]] == ["fsync"] * count + ["rename"] * count
+    assert all(path.endswith(".tmp") for _, path in files[:count])  # every temporary file
+    folders = {Path(path) for _, path in files[2 * count :]}
+    assert [kind for kind, _ in files[2 * count :]] == ["fsync"] * len(folders)
+    assert {root.resolve(), root.resolve().parent} <= folders
+    if count <= file_storage.FEW_FILES:
+        assert kinds[-1] == "insert"  # durable and in place while the save wrote
+        assert threads.count("_write_few_durably") == 1
+        assert len(threads) == 2  # serializing the batch, then writing its files
+    else:
+        assert kinds[0] == "insert"  # deferred to the commit, after the rows were built
+        assert "_write_few_durably" not in threads
+    assert leftover_temporary_files(root) == []
+    async with new_session() as session:
+        async with new_loader(session=session, registry=registry) as loader:
+            loads = [loader.load_soon(record, StorableValue) for record in records]
+    assert [f.get().value for f in loads] == [f"small {i}" for i in range(count)]
 
 
 async def test_bulk_load_across_storages_fails_only_the_broken_records(

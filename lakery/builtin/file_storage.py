@@ -89,14 +89,22 @@ class FileStorage(Storage):
 
         Inside a save, files are written under temporary names and moved into place just
         before the save commits, after they were all made durable at once (see
-        `_PendingFiles`); a failed save removes them.
+        `_PendingFiles`); a failed save removes them. A call with up to `FEW_FILES` values
+        (a save of one small object) makes them durable and moves them into place at once,
+        in the same worker-thread call.
         """
         keys = [_key_for(write.sha256) for write in writes]
+        root = self._root
         session = saving_session()
+        if session is not None and self.fsync and len(writes) <= FEW_FILES:
+            # A small save: write, flush and move its few files into place in one
+            # worker-thread call now, rather than deferring them to the commit.
+            paths = [f"{root}/{key}" for key in keys]
+            await anyio.to_thread.run_sync(_write_few_durably, paths, writes)
+            return [{"root": root, "key": key} for key in keys]
         pending = None
         if session is not None and self.fsync:
             pending = add_before_commit(session, f"lakery.file:{self.root}", self._pending_files)
-        root = self._root
 
         def write_chunk(indexes: range) -> None:
             for i in indexes:
@@ -256,6 +264,10 @@ class FileStorage(Storage):
 async def _in_thread_chunks(function: Any, count: int) -> None:
     """Run `function(range)` over 0..count in worker threads, a few chunks at a time."""
     size = max(1, min(_CHUNK, -(-count // _THREADS)))
+    if count <= size:  # one chunk: no task group
+        if count:
+            await anyio.to_thread.run_sync(function, range(count))
+        return
     try:
         async with anyio.create_task_group() as group:
             for start in range(0, count, size):
@@ -322,6 +334,43 @@ class _PendingFiles:
 
 SYNCFS_MIN_FILES = 16
 """From how many files a save flushes the whole file system once instead of each file."""
+
+FEW_FILES = 3
+"""Up to how many files a `put_values` call inside a save writes durably and moves into
+place at once, in one worker-thread call (see `_write_few_durably`), instead of leaving
+them to `_PendingFiles`: a save of one small object then costs one thread hand-off for its
+files instead of four or more."""
+
+
+def _write_few_durably(paths: list[str], writes: Sequence[ValueWrite]) -> None:
+    """Write a few files as `_PendingFiles` commits them, in the calling thread.
+
+    Each file goes to a temporary file; all are fsynced before any is renamed into place,
+    then the folders that changed are fsynced. On an error before the renames, no file is
+    left behind; one after them leaves whole files at content addresses, which nothing
+    references until the save commits (garbage collection removes them if it fails).
+    """
+    moves: list[tuple[str, str]] = []
+    created: list[str] = []
+    try:
+        for path, write in zip(paths, writes, strict=True):
+            if _has_size(path, write.size):
+                continue  # identical content is already there
+            temp, made = _write_temp(path, write.data, sync=False)
+            moves.append((temp, path))
+            created.extend(made)
+        for temp, _ in moves:
+            _fsync_path(temp)
+        moved = [path for _, path in moves]
+        while moves:
+            temp, path = moves[0]
+            os.replace(temp, path)
+            del moves[0]
+    finally:
+        for temp, _ in moves:
+            _remove(temp)
+    for folder in _folders_to_sync(moved, created):
+        _fsync_path(folder)
 
 
 def _rename_all(moves: list[tuple[str, str]]) -> None:

@@ -41,6 +41,7 @@ from lakery.core.records import ManifestRecord
 from lakery.core.records import utc_now
 from lakery.core.registry import Registry
 from lakery.core.session import discard_before_commit
+from lakery.core.session import has_before_commit
 from lakery.core.session import run_before_commit
 from lakery.core.session import use_session
 from lakery.core.storable import Storable
@@ -112,11 +113,20 @@ class Saver:
             raise StorableTypeError(msg)
         self._session = session
         self._registry = registry
-        self._limiter = anyio.CapacityLimiter(max(1, max_concurrency))
+        self._max_concurrency = max(1, max_concurrency)
+        self._limiter_made: anyio.CapacityLimiter | None = None
         self._pending: list[_Pending] = []
         self._written: dict[str, dict[str, Locator]] = {}  # storage name -> sha256 -> where
         self._resolver = Resolver(registry)
         self._closed = False
+
+    @property
+    def _limiter(self) -> anyio.CapacityLimiter:
+        """Bounds the writes that run at once (made when first needed: a save of one
+        object to one storage writes once, unbounded)."""
+        if self._limiter_made is None:
+            self._limiter_made = anyio.CapacityLimiter(self._max_concurrency)
+        return self._limiter_made
 
     def save_soon(
         self, obj: Storable, *, tags: dict[str, str] | None = None
@@ -173,6 +183,9 @@ class Saver:
         batches = [
             self._pending[i : i + BATCH_SIZE] for i in range(0, len(self._pending), BATCH_SIZE)
         ]
+        if len(batches) == 1:  # a small save: no task group
+            await self._write_batch(batches[0], None)
+            return
         batch_slots = anyio.Semaphore(2)
         try:
             async with anyio.create_task_group() as group:
@@ -182,7 +195,7 @@ class Saver:
         except BaseExceptionGroup as group_error:
             raise first_error(group_error) from None
 
-    async def _write_batch(self, batch: list[_Pending], slots: anyio.Semaphore) -> None:
+    async def _write_batch(self, batch: list[_Pending], slots: anyio.Semaphore | None) -> None:
         try:
             await anyio.to_thread.run_sync(self._prepare_batch, batch)
             values: dict[int, list[tuple[_Pending, ValuePart]]] = {}
@@ -193,13 +206,21 @@ class Saver:
                         values.setdefault(id(part.storage), []).append((item, part))
                     else:
                         streams.append((item, part))
-            async with anyio.create_task_group() as group:
-                for entries in values.values():
-                    group.start_soon(self._write_values, entries)
-                for item, part in streams:
-                    group.start_soon(self._write_stream, item, part)
+            if len(values) == 1 and not streams:  # one storage, no stream: no task group
+                [entries] = values.values()
+                await self._write_values(entries, bounded=len(self._pending) > len(batch))
+                return
+            try:
+                async with anyio.create_task_group() as group:
+                    for entries in values.values():
+                        group.start_soon(self._write_values, entries)
+                    for item, part in streams:
+                        group.start_soon(self._write_stream, item, part)
+            except BaseExceptionGroup as group_error:
+                raise first_error(group_error) from None
         finally:
-            slots.release()
+            if slots is not None:
+                slots.release()
 
     def _prepare_batch(self, batch: list[_Pending]) -> None:
         registry, resolver = self._registry, self._resolver
@@ -209,7 +230,9 @@ class Saver:
                 contents = get_unpacker(owner).unpack(item.obj, registry)
                 item.parts = prepare_parts(contents, registry, owner=owner, resolver=resolver)
 
-    async def _write_values(self, entries: list[tuple[_Pending, ValuePart]]) -> None:
+    async def _write_values(
+        self, entries: list[tuple[_Pending, ValuePart]], *, bounded: bool = True
+    ) -> None:
         """Write the value parts of a batch that go to one storage, each content once."""
         storage = entries[0][1].storage
         written = self._written.setdefault(storage.name, {})
@@ -219,7 +242,10 @@ class Saver:
                 tags = {**item.tags, **part.tags} if part.tags else item.tags
                 new[part.sha256] = ValueWrite(part.buffers, part.size, part.sha256, tags)
         if new:
-            async with self._limiter:
+            if bounded:
+                async with self._limiter:
+                    locators = await storage.put_values(list(new.values()))
+            else:  # the only write of the saver
                 locators = await storage.put_values(list(new.values()))
             if len(locators) != len(new):
                 msg = f"storage {storage.name!r} returned {len(locators)} locators for {len(new)}"
@@ -258,15 +284,19 @@ class Saver:
             manifests.append(manifest)
             contents.extend(parts)
             rows.append((manifest, parts))
-        try:
-            async with anyio.create_task_group() as group:
-                # The storages' deferred work (making files durable, inserting blobs) waits
-                # on I/O: build the records meanwhile. They are returned only if all commits.
-                group.start_soon(run_before_commit, self._session)
-                await anyio.lowlevel.checkpoint()
-                records = _detached_records(rows)
-        except BaseExceptionGroup as group_error:
-            raise first_error(group_error) from None
+        if has_before_commit(self._session):  # deferred work registered by storages
+            try:
+                async with anyio.create_task_group() as group:
+                    # The storages' deferred work (making files durable, inserting blobs)
+                    # waits on I/O: build the records meanwhile. They are returned only if
+                    # all commits.
+                    group.start_soon(run_before_commit, self._session)
+                    await anyio.lowlevel.checkpoint()
+                    records = _detached_records(rows)
+            except BaseExceptionGroup as group_error:
+                raise first_error(group_error) from None
+        else:
+            records = _detached_records(rows)
         await self._session.execute(insert(ManifestRecord.__table__), manifests)
         if contents:
             await self._session.execute(insert(ContentRecord.__table__), contents)

@@ -23,6 +23,7 @@ __all__ = [
     "add_before_commit",
     "current_session",
     "discard_before_commit",
+    "has_before_commit",
     "run_before_commit",
     "saving_session",
     "session_lock",
@@ -95,6 +96,11 @@ def add_before_commit(session: AsyncSession, key: str, factory: Callable[[], H])
     if key not in hooks:
         hooks[key] = factory()
     return hooks[key]
+
+
+def has_before_commit(session: AsyncSession) -> bool:
+    """Whether any hook is registered (the saver skips the hook step when none is)."""
+    return bool(session.info.get(_HOOKS_KEY))
 
 
 async def run_before_commit(session: AsyncSession) -> None:
