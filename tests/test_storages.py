@@ -19,6 +19,7 @@ from lakery.builtin import MemoryStorage
 from lakery.core.session import run_before_commit
 from lakery.core.session import use_session
 from lakery.core.storage import Storage
+from lakery.core.storage import ValueWrite
 from lakery.testing.storage import StorageConformance
 
 
@@ -174,3 +175,45 @@ def test_file_storage_temporary_names_are_unique_and_recognized_as_leftovers() -
     os.close(read)
     os.close(write)
     assert child[:24] != file_storage._temp_id()[:24]
+
+
+@pytest.mark.parametrize(
+    ("path", "count"),
+    [("one file, outside a save", 1), ("a small save", 3), ("a large save", 20)],
+)
+async def test_file_storage_rewrites_a_damaged_file_instead_of_reusing_it(
+    tmp_path: Path, path: str, count: int
+) -> None:
+    """A file at a content address whose bytes no longer match its name (bit rot, a
+    stray edit) is written anew by the next save of that content, not reused; an intact
+    one is reused (same inode) and marked as just written."""
+    storage = FileStorage(tmp_path / "files")
+    datas = [f"value {i} ".encode() * 50 for i in range(count)]
+    writes = [
+        ValueWrite([d], size=len(d), sha256=hashlib.sha256(d).hexdigest(), tags={}) for d in datas
+    ]
+    locators = await storage.put_values(writes)
+    files = [storage.root / locator["key"] for locator in locators]
+    damaged, intact = files[0], files[-1]
+    damaged.write_bytes(b"X" * len(datas[0]))  # same size, other bytes
+    os.utime(intact, (1_000_000_000, 1_000_000_000))
+    inode = intact.stat().st_ino
+
+    async def save_again() -> None:
+        if path == "one file, outside a save":
+            await storage.put_value(
+                [datas[0]], size=len(datas[0]), sha256=writes[0].sha256, tags={}
+            )
+            return
+        session = AsyncSession()
+        with use_session(session):
+            await storage.put_values(writes)
+            await run_before_commit(session)
+
+    await save_again()
+    assert damaged.read_bytes() == datas[0]
+    assert bytes(await storage.get_value(locators[0])) == datas[0]
+    if count > 1:
+        assert intact.stat().st_ino == inode
+        assert intact.stat().st_mtime > 1_000_000_000
+    assert not [p for p in storage.root.rglob("*") if p.name.endswith(".tmp")]

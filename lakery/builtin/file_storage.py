@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
 import itertools
 import os
 import re
@@ -111,7 +112,7 @@ class FileStorage(Storage):
                 path, write = f"{root}/{keys[i]}", writes[i]
                 if pending is None:
                     self._write_file(path, write.data, write.size)
-                elif not _has_size(path, write.size):
+                elif not _holds(path, write.size):
                     temp, created = _write_temp(path, write.data, sync=False)
                     pending.add(temp, path, created)
 
@@ -123,7 +124,7 @@ class FileStorage(Storage):
 
     def _write_file(self, path: str, data: Sequence[Buffer], size: int) -> None:
         """Write `path` durably (temporary file, fsync, rename, fsync of its folder)."""
-        if _has_size(path, size):
+        if _holds(path, size):
             return  # identical content is already there
         temp, created = _write_temp(path, data, sync=self.fsync)
         try:
@@ -354,7 +355,7 @@ def _write_few_durably(paths: list[str], writes: Sequence[ValueWrite]) -> None:
     created: list[str] = []
     try:
         for path, write in zip(paths, writes, strict=True):
-            if _has_size(path, write.size):
+            if _holds(path, write.size):
                 continue  # identical content is already there
             temp, made = _write_temp(path, write.data, sync=False)
             moves.append((temp, path))
@@ -534,16 +535,34 @@ def _key_for(sha256: str) -> str:
     return f"{sha256[:2]}/{sha256}"
 
 
-def _has_size(path: str, size: int) -> bool:
-    """Whether `path` already holds `size` bytes; if so, mark it as just written, so that
-    garbage collection (which spares recent files) leaves it to the save that reuses it."""
+def _holds(path: str, size: int) -> bool:
+    """Whether `path` already holds the `size` bytes whose sha256 is its name; if so, mark
+    it as just written, so that garbage collection (which spares recent files) leaves it
+    to the save that reuses it. A damaged file (other bytes) is not reused: the save
+    writes the content anew over it."""
     try:
-        if os.stat(path).st_size != size:
-            return False
-        os.utime(path)
-        return True
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return False
+    try:
+        if os.fstat(fd).st_size != size:
+            return False
+        digest = hashlib.sha256()
+        while chunk := os.read(fd, _REHASH_CHUNK):
+            digest.update(chunk)
+    finally:
+        os.close(fd)
+    if digest.hexdigest() != os.path.basename(path):
+        return False
+    try:
+        os.utime(path)
+    except FileNotFoundError:  # garbage collection moved it aside meanwhile
+        return False
+    return True
+
+
+_REHASH_CHUNK = 1 << 20
+"""Bytes per read when an existing file is checked before it is reused."""
 
 
 def _write_all(file: IO[bytes], buffers: list[Buffer]) -> None:
