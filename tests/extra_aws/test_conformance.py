@@ -19,13 +19,16 @@ from tests.extra_aws.test_multipart import open_files_under
 class TestS3Storage(StorageConformance):
     """The defaults: streams spooled to a local file (here a test directory)."""
 
+    options: dict[str, Any] = {}
+    """Storage options of this configuration (besides the spool directory)."""
+
     @pytest.fixture
     def storage(
         self, make_storage: Callable[..., S3Storage], raw_s3: Any, tmp_path: Path
     ) -> S3Storage:
         self.raw_s3 = raw_s3
         self.spool_dir = tmp_path
-        return make_storage(prefix="conformance", stream_spool_dir=tmp_path)
+        return make_storage(prefix="conformance", stream_spool_dir=tmp_path, **self.options)
 
     async def leftovers(self, storage: Storage) -> list[str]:
         assert isinstance(storage, S3Storage)
@@ -37,27 +40,14 @@ class TestS3Storage(StorageConformance):
 class TestS3StorageWithoutSpool(TestS3Storage):
     """Streams through a temporary object and a server-side copy; small read chunks."""
 
-    @pytest.fixture
-    def storage(
-        self, make_storage: Callable[..., S3Storage], raw_s3: Any, tmp_path: Path
-    ) -> S3Storage:
-        self.raw_s3 = raw_s3
-        self.spool_dir = tmp_path
-        return make_storage(prefix="conformance", stream_spool_max_bytes=None, read_chunk_size=4096)
+    options = {"stream_spool_max_bytes": None, "read_chunk_size": 4096}
 
 
 class TestS3StorageWhenRequired(TestS3Storage):
     """The same, with the pre-1.36 checksum behaviour for servers that reject the new one."""
 
-    @pytest.fixture
-    def storage(
-        self, make_storage: Callable[..., S3Storage], raw_s3: Any, tmp_path: Path
-    ) -> S3Storage:
-        self.raw_s3 = raw_s3
-        self.spool_dir = tmp_path
-        return make_storage(
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            object_tags="metadata",
-            stream_spool_dir=tmp_path,
-        )
+    options = {
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required",
+        "object_tags": "metadata",
+    }
