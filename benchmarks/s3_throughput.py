@@ -225,27 +225,17 @@ async def _measure(
 
     from lakery.extra.aws import S3Storage
 
-    storage = S3Storage(
-        "bench",
-        prefix="lakery",
-        endpoint_url=endpoint,
-        region=REGION,
-        addressing_style="path",
-        part_size=part_size,
-        upload_concurrency=UPLOAD_CONCURRENCY,
-        max_concurrency=concurrency,
-    )
-    copying = S3Storage(
-        "bench",
-        prefix="lakery",
-        endpoint_url=endpoint,
-        region=REGION,
-        addressing_style="path",
-        part_size=part_size,
-        upload_concurrency=UPLOAD_CONCURRENCY,
-        max_concurrency=concurrency,
-        stream_spool_max_bytes=None,
-    )
+    options: dict[str, Any] = {
+        "prefix": "lakery",
+        "endpoint_url": endpoint,
+        "region": REGION,
+        "addressing_style": "path",
+        "part_size": part_size,
+        "upload_concurrency": UPLOAD_CONCURRENCY,
+        "max_concurrency": concurrency,
+    }
+    storage = S3Storage("bench", **options)
+    copying = S3Storage("bench", **options, stream_spool_max_bytes=None)
     # Checksums as the storage sends and checks them (see the module docstring).
     config = AioConfig(
         s3={"addressing_style": "path"},
