@@ -53,11 +53,17 @@ def _importable(module: str, *requires: str) -> bool:
         return False
 
 
+_EXTRAS = [
+    ("lakery.extra.pydantic", "pydantic"),
+    ("lakery.extra.numpy", "numpy"),
+    ("lakery.extra.arrow", "pyarrow"),
+    ("lakery.extra.pandas", "pandas"),
+    ("lakery.extra.polars", "polars"),
+]
 DEFAULT_REGISTRY_MODULES: list[str] = [
     "lakery.builtin",
-    *(m for m, dep in [("lakery.extra.pydantic", "pydantic"), ("lakery.extra.numpy", "numpy")]
-      if _importable(m, dep)),
-]  # fmt: skip
+    *(module for module, dependency in _EXTRAS if _importable(module, dependency)),
+]
 """``lakery.builtin`` plus the extras whose dependencies are installed."""
 
 

@@ -19,6 +19,7 @@ from lakery.core.save import Saver
 from lakery.core.save import new_saver
 from lakery.core.save import save_one
 from lakery.core.serializer import Buffer
+from lakery.core.serializer import ColumnarSerializer
 from lakery.core.serializer import SerializedValue
 from lakery.core.serializer import Serializer
 from lakery.core.serializer import StreamDecoder
@@ -42,6 +43,7 @@ __all__ = [
     "BlobInfo",
     "BlobRecord",
     "Buffer",
+    "ColumnarSerializer",
     "Component",
     "ContentRecord",
     "Future",

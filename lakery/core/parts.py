@@ -214,7 +214,12 @@ def _value_part(
     return ValuePart(key, serializer, storage, tags, buffers, size, sha256)
 
 
-_PROVIDERS_BY_PACKAGE = {"numpy": "lakery.extra.numpy"}
+_PROVIDERS_BY_PACKAGE = {
+    "numpy": "lakery.extra.numpy",
+    "pyarrow": "lakery.extra.arrow",
+    "pandas": "lakery.extra.pandas",
+    "polars": "lakery.extra.polars",
+}
 """Top-level packages of well-known value types, and the lakery module that serializes them."""
 _BUILTIN_TYPES = (bytes, bytearray, dict, list, str, int, float, bool, type(None), date)
 

@@ -18,6 +18,7 @@ from lakery.core.component import Component
 
 __all__ = [
     "Buffer",
+    "ColumnarSerializer",
     "SerializedValue",
     "Serializer",
     "StreamDecoder",
@@ -59,6 +60,27 @@ class Serializer(_BaseSerializer[T], abc.ABC):
     @abc.abstractmethod
     def deserialize(self, data: Buffer) -> T:
         """Rebuild the value from the bytes that `serialize` produced."""
+
+
+class ColumnarSerializer(Serializer[T], abc.ABC):
+    """A serializer of tables that can read back only some of their columns.
+
+    `load_one(..., columns=[...])` and `Loader.load_soon(..., columns=[...])` use it for
+    every part it wrote. Raise `KeyError` naming the missing columns (and the ones there
+    are) when a requested column is not in the stored table.
+    """
+
+    @abc.abstractmethod
+    def deserialize_columns(self, data: Buffer, columns: Sequence[str]) -> T:
+        """Rebuild the value from `serialize`'s bytes with only `columns`, in that order."""
+
+    def read_columns(self, path: str, columns: Sequence[str]) -> T | None:
+        """Read only `columns` straight from a local file of `serialize`'s bytes.
+
+        Return None (the default) when this format cannot read part of a file; the loader
+        then reads the whole value and calls `deserialize_columns`.
+        """
+        return None
 
 
 class StreamEncoder(abc.ABC, Generic[T]):
