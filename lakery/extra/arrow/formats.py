@@ -1,0 +1,133 @@
+"""Arrow tables as Parquet or Arrow IPC bytes, and back: the formats behind every table
+serializer.
+
+Both writers give the same bytes for the same table however it is split into chunks
+(Parquet row groups and IPC record batches hold a fixed number of rows), so equal tables
+get equal content hashes. Readers take the buffer they are given without copying it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.ipc as ipc
+import pyarrow.parquet as pq
+
+from lakery.core.serializer import Buffer
+
+__all__ = ["IpcFormat", "ParquetFormat", "check_columns", "select_columns"]
+
+ROW_GROUP_ROWS = 1 << 20
+"""Rows per Parquet row group (pyarrow's default) and per IPC record batch."""
+
+_READ_ERRORS = (pa.ArrowException, OSError)
+
+
+@dataclass(frozen=True)
+class ParquetFormat:
+    """Parquet with zstd and page checksums (written, and checked on every read).
+
+    Parquet counts rows by their column values: a table without columns comes back with
+    no rows (the IPC format keeps its row count).
+    """
+
+    compression: str = "zstd"
+    compression_level: int | None = None
+    row_group_size: int = ROW_GROUP_ROWS
+
+    def write(self, table: pa.Table) -> pa.Buffer:
+        sink = pa.BufferOutputStream()
+        pq.write_table(
+            table,
+            sink,
+            row_group_size=self.row_group_size,
+            compression=self.compression,
+            compression_level=self.compression_level,
+            write_page_checksum=True,
+        )
+        return sink.getvalue()
+
+    def read(self, data: Buffer, columns: Sequence[str] | None = None) -> pa.Table:
+        return self.read_source(pa.BufferReader(pa.py_buffer(data)), columns)
+
+    def read_source(self, source: Any, columns: Sequence[str] | None = None) -> pa.Table:
+        """Read from a path or a pyarrow input file."""
+        try:
+            file = pq.ParquetFile(source, page_checksum_verification=True)
+            if columns is not None:
+                _check_columns(file.schema_arrow, columns)
+            wanted = list(columns) if columns is not None else None
+            table = file.read(columns=wanted, use_pandas_metadata=True)
+        except _READ_ERRORS as exc:
+            msg = f"not a readable Parquet table: {exc}"
+            raise ValueError(msg) from exc
+        return table
+
+
+@dataclass(frozen=True)
+class IpcFormat:
+    """The Arrow IPC file format (memory-mappable), buffers zstd-compressed by default."""
+
+    compression: str | None = "zstd"
+    batch_rows: int = ROW_GROUP_ROWS
+
+    def write(self, table: pa.Table) -> pa.Buffer:
+        sink = pa.BufferOutputStream()
+        options = ipc.IpcWriteOptions(compression=self.compression)
+        with ipc.new_file(sink, table.schema, options=options) as writer:
+            for batch in _fixed_batches(table, self.batch_rows):
+                writer.write_batch(batch)
+        return sink.getvalue()
+
+    def read(self, data: Buffer, columns: Sequence[str] | None = None) -> pa.Table:
+        return self.read_source(pa.BufferReader(pa.py_buffer(data)), columns)
+
+    def read_source(self, source: Any, columns: Sequence[str] | None = None) -> pa.Table:
+        try:
+            if isinstance(source, str):
+                source = pa.memory_map(source, "r")
+            table = ipc.open_file(source).read_all()
+        except _READ_ERRORS as exc:
+            msg = f"not a readable Arrow IPC file: {exc}"
+            raise ValueError(msg) from exc
+        return table if columns is None else select_columns(table, columns)
+
+
+def _fixed_batches(table: pa.Table, rows: int) -> Iterator[pa.RecordBatch]:
+    """The table as record batches of exactly `rows` rows (the last one shorter)."""
+    if table.num_columns == 0:  # no columns to slice: one batch that keeps the row count
+        yield pa.RecordBatch.from_struct_array(pa.array([{}] * table.num_rows, pa.struct([])))
+        return
+    if table.num_rows == 0:
+        yield pa.RecordBatch.from_pylist([], schema=table.schema)
+        return
+    for start in range(0, table.num_rows, rows):
+        piece = table.slice(start, rows).combine_chunks()
+        batches = piece.to_batches()
+        yield batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
+
+
+def select_columns(table: pa.Table, columns: Sequence[str]) -> pa.Table:
+    """`columns` of `table`, in that order (and a pandas index stored as columns, as
+    Parquet readers keep it); KeyError naming what is missing."""
+    _check_columns(table.schema, columns)
+    wanted = list(columns)
+    index = (table.schema.pandas_metadata or {}).get("index_columns", [])
+    wanted += [c for c in index if isinstance(c, str) and c not in wanted]
+    return table.select(wanted)
+
+
+def _check_columns(schema: pa.Schema, columns: Sequence[str]) -> None:
+    check_columns(schema.names, columns)
+
+
+def check_columns(names: Sequence[str], columns: Sequence[str]) -> None:
+    """KeyError naming the `columns` that are not among `names`, and the ones there are."""
+    missing = [c for c in columns if c not in names]
+    if missing:
+        msg = f"no column {', '.join(map(repr, missing))} in the table (it has: {list(names)})"
+        raise KeyError(msg)
