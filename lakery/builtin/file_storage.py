@@ -206,6 +206,10 @@ class FileStorage(Storage):
     def uri(self, locator: Locator) -> str | None:
         return self._path(locator).as_uri()
 
+    def local_path(self, locator: Locator) -> str | None:
+        """The blob's file (the one reads use)."""
+        return self._path_of(locator)
+
     # -- maintenance ----------------------------------------------------------------------
 
     async def list_blobs(self) -> AsyncIterator[BlobInfo]:

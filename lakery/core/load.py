@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import os
 import uuid
 from collections.abc import AsyncIterator
 from collections.abc import Sequence
@@ -34,6 +35,7 @@ from lakery.core.records import ContentRecord
 from lakery.core.records import ManifestRecord
 from lakery.core.registry import Registry
 from lakery.core.serializer import Buffer
+from lakery.core.serializer import ColumnarSerializer
 from lakery.core.serializer import Serializer
 from lakery.core.serializer import StreamSerializer
 from lakery.core.session import use_session
@@ -61,6 +63,7 @@ async def load_one(
     *,
     session: AsyncSession,
     registry: Registry,
+    columns: Sequence[str] | None = None,
 ) -> S:
     """Load the storable saved as `record`.
 
@@ -70,9 +73,11 @@ async def load_one(
             class is found by id among registered and imported storables.
         session: the database session.
         registry: the components to load with.
+        columns: load only these columns of every table part (parts whose serializer is
+            a `ColumnarSerializer`); other parts load whole. See `Loader.load_soon`.
     """
     async with new_loader(session=session, registry=registry) as loader:
-        future = loader.load_soon(record, cls)
+        future = loader.load_soon(record, cls, columns=columns)
     return future.get()
 
 
@@ -120,6 +125,7 @@ class _Plan:
 
     __slots__ = (
         "cls",
+        "columns",
         "error",
         "future",
         "parts",
@@ -148,6 +154,7 @@ class _Plan:
         self.values: dict[str, Any] = {}
         self.error: BaseException | None = None
         self.waiting = 0
+        self.columns: list[str] | None = None
 
 
 class Loader:
@@ -164,12 +171,28 @@ class Loader:
         self._records: list[ManifestRecord] = []
         self._classes: list[type[Storable] | None] = []
         self._futures: list[Future[Any]] = []
+        self._columns: dict[int, list[str]] = {}  # by position in the lists above
         self._checked: set[type] = set()
         self._serializers: dict[str, Serializer[Any]] = {}
         self._finished = 0
 
-    def load_soon(self, record: ManifestRecord, cls: type[S] | None = None) -> Future[S]:
-        """Queue `record` to be loaded when the block exits; the future then holds the object."""
+    def load_soon(
+        self,
+        record: ManifestRecord,
+        cls: type[S] | None = None,
+        *,
+        columns: Sequence[str] | None = None,
+    ) -> Future[S]:
+        """Queue `record` to be loaded when the block exits; the future then holds the object.
+
+        With `columns`, every part whose serializer is a `ColumnarSerializer` (tables) loads
+        only those columns, in that order. From a storage with local files only those
+        columns are read (their size and the format's own checksums are checked; the
+        blob's sha256 is checked by full loads and ``lakery verify``); from other storages
+        the whole blob is read and verified first.
+        """
+        if columns is not None:
+            self._columns[len(self._records)] = _check_columns(columns)
         if type(record) is not ManifestRecord:
             _check_record(record)
         if cls is not None and (not isinstance(cls, type) or cls not in self._checked):
@@ -236,7 +259,7 @@ class Loader:
         resolved: dict[tuple[Any, ...], tuple[type[Storable], Unpacker[Any]]] = {}
         plans = []
         pending = zip(self._records, self._classes, self._futures, ids, strict=True)
-        for record, cls, future, manifest_id in pending:
+        for position, (record, cls, future, manifest_id) in enumerate(pending):
             try:
                 key = (cls, _loaded(record, "class_id"), _loaded(record, "unpacker_name"))
                 found = resolved.get(key)
@@ -248,6 +271,8 @@ class Loader:
                 continue
             plan = _Plan(record, future, *found)
             plan.parts = [_Part(plan, fields) for fields in rows]
+            if self._columns:
+                plan.columns = self._columns.get(position)
             plans.append(plan)
         return plans
 
@@ -262,6 +287,7 @@ class Loader:
         is rebuilt as soon as its last part has arrived, while other reads go on."""
         batches: dict[str, list[_Part]] = {}
         streams: list[_Part] = []
+        subsets: list[_Part] = []
         ready: list[_Plan] = []
         for plan in plans:
             plan.waiting = len(plan.parts)
@@ -270,6 +296,8 @@ class Loader:
             for part in plan.parts:
                 if part.serializer_type == "stream":
                     streams.append(part)
+                elif plan.columns is not None and self._is_columnar(part.serializer_name):
+                    subsets.append(part)
                 else:
                     batches.setdefault(part.storage_name, []).append(part)
         await self._finish(ready)
@@ -282,6 +310,8 @@ class Loader:
                         )
                 for part in streams:
                     group.start_soon(self._open_stream, part)
+                for part in subsets:
+                    group.start_soon(self._read_columns, part)
         except BaseExceptionGroup as group_error:
             raise first_error(group_error) from None
 
@@ -309,6 +339,42 @@ class Loader:
         else:
             _check_all(received)
         await self._arrived(parts)
+
+    def _is_columnar(self, serializer_name: str) -> bool:
+        try:
+            serializer = self._registry.get_serializer(serializer_name)
+        except LakeryError:
+            return False  # loaded as usual: the error names the missing serializer
+        return isinstance(serializer, ColumnarSerializer)
+
+    async def _read_columns(self, part: _Part) -> None:
+        """Some columns of a table part: from its local file where the storage has one,
+        else from the whole blob, read and verified."""
+        plan = part.plan
+        columns = plan.columns or []
+        try:
+            storage = self._registry.get_storage(part.storage_name)
+            serializer = self._registry.get_serializer(part.serializer_name)
+            assert isinstance(serializer, ColumnarSerializer)
+            path = storage.local_path(part.storage_data)
+            async with self._limiter:
+                value = None
+                if path is not None:
+                    value = await anyio.to_thread.run_sync(
+                        _read_file_columns, serializer, path, part, columns
+                    )
+                if value is None:
+                    try:
+                        data = await storage.get_value(part.storage_data)
+                    except NotFoundError as exc:
+                        raise _missing(exc, part) from exc
+                    value = await anyio.to_thread.run_sync(
+                        _deserialize_columns, serializer, data, part, columns
+                    )
+            plan.values[part.key] = value
+        except Exception as exc:
+            plan.error = plan.error or exc
+        await self._arrived([part])
 
     async def _open_stream(self, part: _Part) -> None:
         plan = part.plan
@@ -513,14 +579,83 @@ async def _decode(
     decoder = serializer.decoder()
     try:
         async for chunk in chunks:
-            for item in decoder.decode(chunk):
+            if memoryview(chunk).nbytes > THREAD_THRESHOLD:
+                items = await anyio.to_thread.run_sync(decoder.decode, chunk)
+            else:
+                items = decoder.decode(chunk)
+            for item in items:
                 yield item
         tail = decoder.finish()
+        if isinstance(tail, list):
+            for item in tail:
+                yield item
+            return
+        # A lazy tail (e.g. row groups read from a spooled file): one item per thread call.
+        rest = iter(tail)
+        try:
+            while (item := await anyio.to_thread.run_sync(next, rest, _UNSET)) is not _UNSET:
+                yield item
+        finally:
+            close = getattr(rest, "close", None)
+            if close is not None:
+                close()
     except (TypeError, ValueError) as exc:
         msg = f"stream serializer {serializer.name!r} cannot read part {part.key!r}: {exc}"
         raise SerializationError(msg, serializer=serializer.name) from exc
-    for item in tail:
-        yield item
+
+
+def _check_columns(columns: Sequence[str]) -> list[str]:
+    if isinstance(columns, str) or not isinstance(columns, Sequence):
+        msg = f"columns must be a list of column names, got {columns!r}"
+        raise StorableTypeError(msg)
+    names = list(columns)
+    bad = [c for c in names if not isinstance(c, str) or not c]
+    if not names or bad:
+        msg = f"columns must be a non-empty list of non-empty str, got {names!r}"
+        raise StorableTypeError(msg)
+    if len(set(names)) != len(names):
+        twice = sorted({c for c in names if names.count(c) > 1})
+        msg = f"columns names {twice!r} more than once; name each column once"
+        raise StorableTypeError(msg)
+    return names
+
+
+def _read_file_columns(
+    serializer: ColumnarSerializer[Any], path: str, part: _Part, columns: list[str]
+) -> Any:
+    """`serializer.read_columns` on the part's local file, after checking its size."""
+    _check_algorithm(part)
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        error = NotFoundError(f"no file at {path}", locator=part.storage_data)
+        raise _missing(error, part) from None
+    if size != part.size:
+        raise _integrity_error(part, f"{size} bytes on disk, {part.size} recorded")
+    return _columns_step(serializer.read_columns, path, part, columns)
+
+
+def _deserialize_columns(
+    serializer: ColumnarSerializer[Any], data: Buffer, part: _Part, columns: list[str]
+) -> Any:
+    _check_value(data, part)
+    return _columns_step(serializer.deserialize_columns, data, part, columns)
+
+
+def _columns_step(step: Any, source: Any, part: _Part, columns: list[str]) -> Any:
+    record_id = part.plan.record.id
+    try:
+        return step(source, columns)
+    except KeyError as exc:
+        detail = exc.args[0] if exc.args else exc
+        msg = f"part {part.key!r} of record {record_id}: {detail}"
+        raise SerializationError(msg, serializer=part.serializer_name) from exc
+    except (TypeError, ValueError) as exc:
+        msg = (
+            f"serializer {part.serializer_name!r} cannot read columns {columns!r} of part "
+            f"{part.key!r} of record {record_id}: {exc}"
+        )
+        raise SerializationError(msg, serializer=part.serializer_name) from exc
 
 
 def _check_record(record: object) -> None:

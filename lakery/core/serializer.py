@@ -7,6 +7,7 @@ output and hands the bytes to a storage.
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterable
 from collections.abc import Sequence
 from typing import Any
 from typing import ClassVar
@@ -103,8 +104,12 @@ class StreamDecoder(abc.ABC, Generic[T]):
         """Take the next chunk and return the items it completed."""
 
     @abc.abstractmethod
-    def finish(self) -> list[T]:
-        """Return the last items; raise `ValueError` if the bytes ended mid-item."""
+    def finish(self) -> Iterable[T]:
+        """Return the last items; raise `ValueError` if the bytes ended mid-item.
+
+        A list, or a lazy iterable (e.g. a generator reading a spooled file), which the
+        loader consumes item by item in a worker thread and closes when the reader stops.
+        """
 
 
 class StreamSerializer(_BaseSerializer[T], abc.ABC):

@@ -106,6 +106,14 @@ class Storage(Component, abc.ABC):
         """A URI for people to find the data (shown in the Dagster UI), if there is one."""
         return None
 
+    def local_path(self, locator: Locator) -> str | None:
+        """A file on this machine that holds exactly the bytes at `locator`, or None.
+
+        For readers that need random access (e.g. reading a few columns of a Parquet
+        file); they must not write to it. The default is None: the data is not local.
+        """
+        return None
+
     # -- maintenance (garbage collection) -----------------------------------------------
 
     def list_blobs(self) -> AsyncIterator[BlobInfo]:
