@@ -95,14 +95,20 @@ class LakeryClient:
         self,
         records: Sequence[ManifestRecord],
         classes: Sequence[type[Storable] | None] | None = None,
+        *,
+        columns: Sequence[str] | None = None,
     ) -> list[Any]:
-        """Load records in one bulk load; `classes` (one per record) are checked if given."""
+        """Load records in one bulk load; `classes` (one per record) are checked if given.
+
+        `columns`: tables (parts written by a `ColumnarSerializer`) load only these columns.
+        """
         await self.open()
         wanted = list(classes) if classes is not None else [None] * len(records)
+        subset = {} if columns is None else {"columns": list(columns)}
         async with self._session() as session:
             async with new_loader(session=session, registry=self.registry) as loader:
                 futures = [
-                    loader.load_soon(record, cls)
+                    loader.load_soon(record, cls, **subset)
                     for record, cls in zip(records, wanted, strict=True)
                 ]
         return [future.get() for future in futures]

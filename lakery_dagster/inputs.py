@@ -29,6 +29,10 @@ Case 3 is answered without reading materialization events where it can be:
 When two manifests hold the same content, the data versions cannot tell them apart: the
 input may then load lakery's newest one instead of the one the UI shows — the same bytes,
 under another manifest id (the lineage tags name the one loaded).
+
+Tables (`lakery_dagster.tables`): ``"columns"`` loads only those columns,
+``"lakery/concat"`` concatenates the partitions' tables, and a table annotation converts
+what was loaded to the annotated library.
 """
 
 from __future__ import annotations
@@ -60,6 +64,12 @@ from lakery_dagster.run_outputs import output_key
 from lakery_dagster.run_outputs import recall
 from lakery_dagster.shapes import Layout
 from lakery_dagster.shapes import Stored
+from lakery_dagster.tables import concat_partitions
+from lakery_dagster.tables import convert_input
+from lakery_dagster.tables import input_annotation
+from lakery_dagster.tables import input_columns
+from lakery_dagster.tables import partition_order
+from lakery_dagster.tables import wants_concat
 from lakery_dagster.tags import ALLOW_MISSING_METADATA
 from lakery_dagster.tags import AS_MAPPING_METADATA
 from lakery_dagster.tags import ASSET_KEY
@@ -91,6 +101,8 @@ def load_input(context: InputContext, resource: LakeryResource) -> tuple[Any, di
     where = _describe(context)
     partitions = [str(k) for k in context.asset_partition_keys] if _partitioned(context) else None
     wanted: list[str | None] = list(partitions) if partitions is not None else [None]
+    columns = input_columns(metadata, where)
+    concat = wants_concat(metadata, where)
     selected = _select(context, resource, metadata, wanted, where)
     missing = [p for p in wanted if p not in selected]
     if missing and not metadata.get(ALLOW_MISSING_METADATA):
@@ -102,17 +114,23 @@ def load_input(context: InputContext, resource: LakeryResource) -> tuple[Any, di
             f'missing partitions with AssetIn(metadata={{"{ALLOW_MISSING_METADATA}": True}})'
         )
         raise NotFoundError(msg)
-    values = _load_selected(resource, selected, where)
+    values = _load_selected(resource, selected, where, columns)
     lineage = {
         _label(partition, key): manifest_id
         for partition, chosen in selected.items()
         for key, manifest_id in _layout(chosen).items
     }
+    annotation = input_annotation(context)
+    if partitions is not None and concat:
+        found = {p: values[p] for p in partitions if p in values}
+        table = concat_partitions(found, partition_order(context, partitions), where)
+        return convert_input(table, annotation, where), lineage
     if partitions is not None and _as_mapping(context, metadata, partitions):
-        return {p: values[p] for p in partitions if p in values}, lineage
+        found = {p: values[p] for p in partitions if p in values}
+        return convert_input(found, annotation, where), lineage
     if not values:
         return None, lineage  # the only partition is missing and allowed to be
-    return next(iter(values.values())), lineage
+    return convert_input(next(iter(values.values())), annotation, where), lineage
 
 
 Selected = Stored | Layout
@@ -405,7 +423,10 @@ def _newest_by_tags(
 
 
 def _load_selected(
-    resource: LakeryResource, selected: Mapping[str | None, Selected], where: str
+    resource: LakeryResource,
+    selected: Mapping[str | None, Selected],
+    where: str,
+    columns: list[str] | None,
 ) -> dict[str | None, Any]:
     """Load every manifest of every partition in one bulk load and rebuild the shapes."""
     known = {
@@ -438,7 +459,7 @@ def _load_selected(
             )
             raise NotFoundError(msg)
         ordered = [records[i] for i in parsed]
-        return records, await client.load_many(ordered)
+        return records, await client.load_many(ordered, columns=columns)
 
     records, objects = run_sync(fetch_and_load())
     loaded = iter(zip(parsed, objects, strict=True))

@@ -85,6 +85,12 @@ class LakeryIOManager(ConfigurableIOManager):
     (``BackfillPolicy.single_run()``) returns ``{partition_key: value}``: one bulk save,
     one manifest (and one materialization with its own metadata) per partition.
 
+    Tables (pyarrow, pandas, polars, with the table extras) are plain values too, saved as
+    Parquet; their materializations show ``dagster/column_schema`` and
+    ``dagster/row_count``. Inputs may ask for ``"columns"`` (only those are read) and
+    ``"lakery/concat"`` (a partition fan-in as one table); a table annotation converts
+    what was loaded to that library (see `lakery_dagster.tables`).
+
     Manifests are tagged with the asset key, partition (and each dimension), run id, job,
     step, output name, code version, the manifests the step loaded, and the user tags in
     the ``lakery/tags`` metadata entry of the asset or output. Inputs load what the

@@ -14,6 +14,10 @@ Each materialization (each partition, in a single-run backfill) gets:
 ``lakery/inputs``           the manifest ids the step loaded, by input name
 ``dagster/uri``             where the data is (a file URI, or ``lakery://manifest/<id>``)
 ``dagster/size_bytes``      total size of the stored content
+``dagster/column_schema``   a table output's columns and their (Arrow) types
+``dagster/row_count``       a table output's rows (a LazyFrame's: when the Parquet file
+                            is on local disk)
+``lakery/table``            a table output's library, type and serializer
 ==========================  =========================================================
 """
 
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +38,8 @@ from dagster import TableSchema
 from lakery.core.records import ManifestRecord
 from lakery.core.registry import Registry
 from lakery_dagster.shapes import Layout
+from lakery_dagster.shapes import Shape
+from lakery_dagster.tables import table_metadata
 from lakery_dagster.tags import COLLECTION_ID
 from lakery_dagster.tags import COLLECTION_KEY
 from lakery_dagster.tags import INPUT_PREFIX
@@ -99,8 +106,13 @@ def materialization_metadata(
     records: Sequence[tuple[str, ManifestRecord]],
     registry: Registry,
     inputs: Mapping[str, Mapping[str, str]],
+    *,
+    shape: Shape | None = None,
 ) -> dict[str, Any]:
-    """The metadata of one materialization (one partition, or the unpartitioned asset)."""
+    """The metadata of one materialization (one partition, or the unpartitioned asset).
+
+    `shape` (what was saved, in memory) adds the column schema and row count of a table.
+    """
     metadata: dict[str, Any] = {}
     if layout.kind == "single":
         metadata[MANIFEST_ID] = MetadataValue.text(layout.items[0][1])
@@ -130,7 +142,19 @@ def materialization_metadata(
         metadata["lakery/inputs"] = MetadataValue.json({k: dict(v) for k, v in inputs.items()})
     metadata["dagster/uri"] = MetadataValue.text(_uri(records, registry))
     metadata["dagster/size_bytes"] = MetadataValue.int(total)
+    if shape is not None and shape.plain_value is not None:
+        metadata.update(_table_metadata(shape.plain_value, records, registry))
     return metadata
+
+
+def _table_metadata(
+    value: Any, records: Sequence[tuple[str, ManifestRecord]], registry: Registry
+) -> dict[str, Any]:
+    try:
+        return table_metadata(value, records, registry)
+    except Exception as exc:  # the output is saved: a describing problem must not fail it
+        logging.getLogger(__name__).warning("lakery: no table metadata (%s)", exc)
+        return {}
 
 
 def _class_summary(records: Sequence[tuple[str, ManifestRecord]]) -> str:

@@ -92,7 +92,8 @@ def save_output(
         for partition, items in grouped.items()
     }
     _remember(context, resource, grouped, layouts)
-    _report(context, grouped, layouts, resource, inputs)
+    shapes = {partition: shape for partition, _, shape in plans}
+    _report(context, grouped, layouts, resource, inputs, shapes)
     _set_data_version(context, grouped)
 
 
@@ -182,11 +183,14 @@ def _report(
     layouts: Mapping[str | None, Layout],
     resource: LakeryResource,
     inputs: Mapping[str, Mapping[str, str]],
+    shapes: Mapping[str | None, Shape],
 ) -> None:
     registry = resource.registry
     if len(grouped) == 1:
         partition, records = next(iter(grouped.items()))
-        metadata = materialization_metadata(layouts[partition], records, registry, inputs)
+        metadata = materialization_metadata(
+            layouts[partition], records, registry, inputs, shape=shapes.get(partition)
+        )
         context.add_output_metadata(metadata)
         return
     # A single-run backfill: one materialization per partition, each with its own metadata.
@@ -195,7 +199,9 @@ def _report(
         if add is None:
             raise AttributeError("StepExecutionContext.add_asset_metadata")
         for partition, records in grouped.items():
-            metadata = materialization_metadata(layouts[partition], records, registry, inputs)
+            metadata = materialization_metadata(
+                layouts[partition], records, registry, inputs, shape=shapes.get(partition)
+            )
             add(metadata, asset_key=context.asset_key, partition_key=partition)
     except Exception as exc:
         context.log.warning(

@@ -44,6 +44,13 @@ class Shape:
     kind: Kind
     entries: list[Entry] = field(default_factory=list)
 
+    @property
+    def plain_value(self) -> Any:
+        """The value of a single wrapped (plain) value, else None."""
+        if self.kind == "single" and self.entries and self.entries[0].wrapped:
+            return getattr(self.entries[0].obj, "value", None)
+        return None
+
 
 @dataclass
 class Layout:
@@ -123,14 +130,22 @@ def _all_storable(values: Any, where: str) -> bool:
     return False
 
 
+_HINTS = {
+    library: f" (for {what} add {module!r}: pip install 'lakery[{extra}]')"
+    for library, what, module, extra in [
+        ("numpy", "numpy arrays", "lakery.extra.numpy", "numpy"),
+        ("pyarrow", "pyarrow Tables and RecordBatches", "lakery.extra.arrow", "arrow"),
+        ("pandas", "pandas DataFrames", "lakery.extra.pandas", "pandas"),
+        ("polars", "polars DataFrames and LazyFrames", "lakery.extra.polars", "polars"),
+    ]
+}
+"""What to add to `LakeryResource.registry_modules` for values of these libraries."""
+
+
 def _wrap(value: Any, registry: Registry, where: str) -> StorableValue[Any]:
     if registry.find_serializer(type(value)) is not None:
         return StorableValue(value)
-    hint = ""
-    if type(value).__module__.startswith("numpy"):
-        hint = " (for numpy arrays add 'lakery.extra.numpy')"
-    elif type(value).__module__.startswith("pandas"):
-        hint = " (a serializer for data frames, e.g. one writing Parquet)"
+    hint = _HINTS.get(type(value).__module__.partition(".")[0], "")
     msg = (
         f"{where} is {describe(value)}, which lakery cannot store: no serializer in the "
         f"registry handles {type(value).__qualname__}. Return a storable instead (a "

@@ -40,6 +40,8 @@ __all__ = [
     "COLLECTION",
     "COLLECTION_ID",
     "COLLECTION_KEY",
+    "COLUMNS_METADATA",
+    "CONCAT_METADATA",
     "INPUT_PREFIX",
     "JOB",
     "MANIFEST_ID_METADATA",
@@ -88,6 +90,10 @@ ALLOW_MISSING_METADATA = "lakery/allow_missing"
 """Input metadata: leave out upstream partitions that were never saved instead of raising."""
 AS_MAPPING_METADATA = "lakery/as_mapping"
 """Input metadata: always (True) or never (False) load partitions as ``{key: value}``."""
+COLUMNS_METADATA = "columns"
+"""Input metadata: load only these columns of the tables (a list of str)."""
+CONCAT_METADATA = "lakery/concat"
+"""Input metadata: concatenate the tables of the upstream partitions into one table."""
 
 
 def user_tags(metadata: Mapping[str, Any] | None, *, where: str) -> dict[str, str]:

@@ -114,7 +114,8 @@ def concat_tables(values: Sequence[Any]) -> Any:
         return pa.concat_tables(tables).combine_chunks().to_batches()[0]  # type: ignore[arg-type]
     if table_library(first) == "pandas":
         pd = sys.modules["pandas"]
-        return pd.concat(values)
+        default = all(isinstance(v.index, pd.RangeIndex) and v.index.name is None for v in values)
+        return pd.concat(values, ignore_index=default)  # default indexes: one fresh RangeIndex
     if table_library(first) == "polars":
         pl = sys.modules["polars"]
         return pl.concat(values)
