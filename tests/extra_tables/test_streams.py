@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,13 @@ from tests.extra_tables.tables import arrow_table
 CATEGORIES = pa.RecordBatch.from_pandas(
     pd.DataFrame({"c": pd.Categorical(["a", "b", "a"]), "x": [1.0, None, 3.0]})
 )
+OTHER_CATEGORIES = pa.RecordBatch.from_pandas(
+    pd.DataFrame({"c": pd.Categorical(["z", "y", None]), "x": [None, 5.0, 6.0]})
+)
 STREAMS = [
     arrow_table(30).to_batches(max_chunksize=7),
     [CATEGORIES, CATEGORIES.slice(1), CATEGORIES.slice(0, 0)],
+    [CATEGORIES, OTHER_CATEGORIES, CATEGORIES],  # replacement dictionaries
     [arrow_table(5).to_batches()[0].slice(0, 0)],
 ]
 
@@ -94,11 +99,48 @@ def test_the_same_rows_give_the_same_parquet_however_they_are_split() -> None:
 
 
 @pytest.mark.parametrize("serializer", [ArrowStreamSerializer(), ParquetStreamSerializer()])
-def test_a_schema_change_mid_stream_is_an_error(serializer: Any) -> None:
+@pytest.mark.parametrize(
+    ("columns", "says"),
+    [
+        ({"y": [1]}, "field 0 is 'y', expected 'x'"),
+        ({"x": ["a"]}, "field 'x' has type string, expected int64"),
+        ({"x": [1], "z": [2]}, "field 'z' is extra"),
+        ({}, "field 'x' \\(int64\\) is missing"),
+    ],
+)
+def test_a_schema_change_mid_stream_says_which_field(
+    serializer: Any, columns: dict[str, list[Any]], says: str
+) -> None:
     encoder = serializer.encoder()
     encoder.encode(pa.record_batch({"x": [1]}))
-    with pytest.raises(ValueError, match="schema"):
-        encoder.encode(pa.record_batch({"y": ["a"]}))
+    item = pa.record_batch(columns) if columns else pa.record_batch([], schema=pa.schema([]))
+    with pytest.raises(ValueError, match=says):
+        encoder.encode(item)
+
+
+def test_a_parquet_stream_is_read_lazily_and_closes_its_spool_file() -> None:
+    encoder = ParquetStreamSerializer(row_group_size=10).encoder()
+    data = b"".join(bytes(encoder.encode(b)) for b in arrow_table(50).to_batches(max_chunksize=10))
+    data += bytes(encoder.finish())
+    decoder = ParquetStreamSerializer().decoder()
+    assert decoder.decode(data[:-1]) == [] and decoder.decode(data[-1:]) == []
+    spool = decoder._file  # the anonymous temporary file
+    assert spool is not None and spool.fileno() >= 0  # a real file, not memory
+    items = decoder.finish()
+    assert isinstance(items, Iterator)
+    assert next(items).num_rows == 10  # one row group read, the file still open
+    assert not spool.closed
+    items.close()  # type: ignore[attr-defined]
+    assert spool.closed
+
+
+def test_a_truncated_parquet_stream_is_a_value_error() -> None:
+    encoder = ParquetStreamSerializer().encoder()
+    data = bytes(encoder.encode(arrow_table(20).to_batches()[0])) + bytes(encoder.finish())
+    decoder = ParquetStreamSerializer().decoder()
+    decoder.decode(data[:-10])
+    with pytest.raises(ValueError, match="not a readable Parquet file"):
+        decoder.finish()
 
 
 def test_bytes_after_the_end_of_an_arrow_stream_are_an_error() -> None:

@@ -148,9 +148,26 @@ def _batches_of(item: Any, schema: pa.Schema | None) -> list[pa.RecordBatch]:
         msg = f"expected a pyarrow.RecordBatch or Table, got {type(item).__qualname__}"
         raise TypeError(msg)
     if schema is not None and not item.schema.equals(schema, check_metadata=False):
-        msg = f"every item needs the stream's schema ({schema}), got {item.schema}"
+        msg = f"every item needs the stream's first schema: {_difference(schema, item.schema)}"
         raise ValueError(msg)
     return batches
+
+
+def _difference(expected: pa.Schema, got: pa.Schema) -> str:
+    """Which field of `got` differs from `expected`, in words."""
+    for index, field in enumerate(expected):
+        if index >= len(got):
+            return f"field {field.name!r} ({field.type}) is missing"
+        other = got.field(index)
+        if other.name != field.name:
+            return f"field {index} is {other.name!r}, expected {field.name!r}"
+        if other.type != field.type:
+            return f"field {field.name!r} has type {other.type}, expected {field.type}"
+        if other.nullable != field.nullable:
+            return f"field {field.name!r} has nullable={other.nullable}, expected {field.nullable}"
+    if len(got) > len(expected):
+        return f"field {got.field(len(expected)).name!r} is extra"
+    return f"the schemas differ: {got} instead of {expected}"  # pragma: no cover
 
 
 class _IpcEncoder(StreamEncoder[pa.RecordBatch]):
