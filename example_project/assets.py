@@ -8,6 +8,9 @@ asset                  partitions    output (every one a lakery manifest)
 ``cycle_fit``          daily         `CycleFit` over the features of the last 7 days
 ``site_report``        none          `SiteReport` from every day's fit and features
 ``readings_archive``   none          `ReadingsArchive`: all readings, streamed as JSON lines
+``readings_table``     daily         a pandas ``DataFrame`` of the day's readings (Parquet)
+``sensor_summary``     none          a polars ``DataFrame``: per day and sensor, from every
+                                     day's table concatenated (three of its columns)
 ``forecast_release``   none          `ForecastRelease`, saved where ``LAKERY_STORAGE_URL``
                                      says (S3 or files) by the ``published`` IO manager
 =====================  ============  =====================================================
@@ -20,6 +23,8 @@ manifest with its asset, partition, run and input manifests.
 # No `from __future__ import annotations` here: Dagster reads the annotations of asset
 # functions (a `context` annotated with a string is refused).
 import dagster as dg
+import pandas as pd
+import polars as pl
 from dagster import AssetExecutionContext
 
 from example_project.analysis import ARCHIVE_COLUMNS
@@ -35,6 +40,9 @@ from example_project.storables import DailyMeasurements
 from example_project.storables import ForecastRelease
 from example_project.storables import ReadingsArchive
 from example_project.storables import SiteReport
+from example_project.tables import SUMMARY_COLUMNS
+from example_project.tables import readings_frame
+from example_project.tables import sensor_summary as summarize_sensors
 
 __all__ = [
     "DAYS",
@@ -45,6 +53,8 @@ __all__ = [
     "forecast_release",
     "raw_measurements",
     "readings_archive",
+    "readings_table",
+    "sensor_summary",
     "site_report",
 ]
 
@@ -151,3 +161,32 @@ def readings_archive(
 def forecast_release(site_report: SiteReport) -> ForecastRelease:
     """The forecast as published: to S3 when ``LAKERY_STORAGE_URL`` is an ``s3://`` URL."""
     return release_of(site_report)
+
+
+@dg.asset(
+    partitions_def=DAYS,
+    group_name="measurements",
+    code_version="1",
+    metadata=_tags("table"),
+)
+def readings_table(raw_measurements: DailyMeasurements) -> pd.DataFrame:
+    """The day's readings as a table: one row per sensor and minute (Parquet, via pandas)."""
+    return readings_frame(raw_measurements)
+
+
+@dg.asset(
+    group_name="reporting",
+    code_version="1",
+    metadata=_tags("summary"),
+    ins={
+        "readings_table": dg.AssetIn(
+            # Every day's table as one frame, with only the columns the summary reads.
+            metadata={"lakery/concat": True, "columns": SUMMARY_COLUMNS},
+        )
+    },
+)
+def sensor_summary(context: AssetExecutionContext, readings_table: pl.DataFrame) -> pl.DataFrame:
+    """Per day and sensor: readings, mean, minimum and maximum temperature (polars)."""
+    summary = summarize_sensors(readings_table)
+    context.add_output_metadata({"days": summary["day"].n_unique()})
+    return summary

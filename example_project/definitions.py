@@ -15,6 +15,8 @@ from example_project.assets import daily_features
 from example_project.assets import forecast_release
 from example_project.assets import raw_measurements
 from example_project.assets import readings_archive
+from example_project.assets import readings_table
+from example_project.assets import sensor_summary
 from example_project.assets import site_report
 from example_project.settings import DATABASE_ENV
 from example_project.settings import ExampleSettings
@@ -40,6 +42,8 @@ ASSETS = [
     site_report,
     readings_archive,
     forecast_release,
+    readings_table,
+    sensor_summary,
 ]
 
 
@@ -71,13 +75,13 @@ def build_defs(settings: ExampleSettings | None = None) -> dg.Definitions:
         jobs=[
             dg.define_asset_job(
                 DAILY_JOB,
-                selection=[raw_measurements, daily_features, cycle_fit],
-                description="One day: readings, features and the 7-day model fit.",
+                selection=[raw_measurements, daily_features, cycle_fit, readings_table],
+                description="One day: readings, features, the 7-day model fit, the table.",
             ),
             dg.define_asset_job(
                 REPORTING_JOB,
-                selection=[site_report, readings_archive, forecast_release],
-                description="The report, the streamed archive and the published release.",
+                selection=[site_report, readings_archive, forecast_release, sensor_summary],
+                description="The report, the archive, the release and the sensor summary.",
             ),
         ],
         resources={

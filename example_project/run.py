@@ -50,6 +50,8 @@ ASSET_ORDER = [
     "site_report",
     "readings_archive",
     "forecast_release",
+    "readings_table",
+    "sensor_summary",
 ]
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 DAGSTER_YAML = """\
@@ -104,7 +106,7 @@ def run_example(settings: ExampleSettings, out: TextIO) -> Outcome:
     outcome.files_before = _disk_usage(settings.files_dir)
     defs = build_defs(settings)
     days = DAYS.get_partition_keys()
-    total = 3 * len(days) + 3
+    total = sum(len(days) if a.partitions_def else 1 for a in defs.resolve_all_asset_specs())
     started = time.monotonic()
     print(f"Materializing {total} asset partitions ({days[0]} to {days[-1]}):", file=out)
     with dg.DagsterInstance.get() as instance:
@@ -206,7 +208,7 @@ def _summarize(
         loaded[asset] = resource.load_many(records[asset])  # sizes and hashes are checked
         parts = sum(len(r.contents) for r in records[asset])
         size = sum(c.content_size for r in records[asset] for c in r.contents)
-        kind = type(loaded[asset][0]).__name__ if loaded[asset] else "-"
+        kind = _kind(loaded[asset][0]) if loaded[asset] else "-"
         print(
             f"  {asset:17} {len(ids):>9} {parts:>6} {_size(size):>9}  {kind}",
             file=out,
@@ -216,6 +218,14 @@ def _summarize(
     print(
         f"  every part loaded and checked against its sha256; the archive streamed back "
         f"{rows:,} of {archive.row_count:,} rows",
+        file=out,
+    )
+    [summary] = loaded["sensor_summary"]
+    table = summary.value
+    print(
+        f"  sensor_summary: {table.height} rows ({table['day'].n_unique()} days x "
+        f"{table['sensor'].n_unique()} sensors) from {len(loaded['readings_table'])} daily "
+        "tables, concatenated and read three columns at a time",
         file=out,
     )
     [report] = loaded["site_report"]
@@ -230,6 +240,14 @@ def _summarize(
         file=out,
     )
     _print_locations(outcome, records, published, out)
+
+
+def _kind(obj: Any) -> str:
+    """The class of a loaded object; for a wrapped plain value, also the value's."""
+    value = getattr(obj, "value", None)
+    if type(obj).__name__ == "StorableValue" and value is not None:
+        return f"StorableValue({type(value).__module__.split('.')[0]}.{type(value).__name__})"
+    return type(obj).__name__
 
 
 async def _count_rows(archive: Any) -> int:

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import pandas as pd
+import polars as pl
 import pytest
 
 from example_project import analysis
@@ -28,6 +30,9 @@ from example_project.definitions import REGISTRY_MODULES
 from example_project.definitions import build_defs
 from example_project.storables import ReadingsArchive
 from example_project.storables import SiteReport
+from example_project.tables import SUMMARY_COLUMNS
+from example_project.tables import readings_frame
+from example_project.tables import sensor_summary
 from lakery.core.records import ManifestRecord
 from lakery_dagster import LakeryResource
 from tests.example_project.conftest import ExampleEnv
@@ -40,7 +45,7 @@ from tests.markdown import run_page
 ROOT = Path(__file__).parents[2]
 DOC = ROOT / "docs" / "example.md"
 ASSETS = run.ASSET_ORDER
-PARTITIONED = ["raw_measurements", "daily_features", "cycle_fit"]
+PARTITIONED = ["raw_measurements", "daily_features", "cycle_fit", "readings_table"]
 DAY_KEYS = DAYS.get_partition_keys()
 
 
@@ -74,16 +79,17 @@ def test_whole_example_materializes_and_loads_back(
 
 
 def check_runner_output(text: str, env: ExampleEnv) -> None:
-    steps = re.findall(r"^\s+\[\s*(\d+)/45\] (\w+)", text, re.M)
-    assert [int(n) for n, _ in steps] == list(range(1, 46))
+    steps = re.findall(r"^\s+\[\s*(\d+)/60\] (\w+)", text, re.M)
+    assert [int(n) for n, _ in steps] == list(range(1, 61))
     assert {name for _, name in steps} == set(ASSETS)
-    rows = dict(re.findall(r"^  (\w+)\s+(\d+)\s+\d+\s+[\d.]+ [kMG]?B  \w+$", text, re.M))
+    rows = dict(re.findall(r"^  (\w+)\s+(\d+)\s+\d+\s+[\d.]+ [kMG]?B  \S+$", text, re.M))
     assert rows == {name: "14" if name in PARTITIONED else "1" for name in ASSETS}
     assert "the archive streamed back 161,280 of 161,280 rows" in text
     assert "# Forecast for 2026-01-15" in text
     assert "Lineage: cycle_fit 2026-01-14 was fitted on 7 days of daily_features" in text
     assert f"content   {env.data_dir / 'files'}" in text
-    assert "45 manifests of this example so far" in text
+    assert "sensor_summary: 112 rows (14 days x 8 sensors) from 14 daily tables" in text
+    assert "60 manifests of this example so far" in text
     assert ".venv/bin/dagster dev -m example_project" in text
     assert f"DAGSTER_HOME={env.dagster_home}" in text
 
@@ -154,6 +160,15 @@ def check_values(loaded: dict[tuple[str, str | None], tuple[ManifestRecord, Any]
     assert rows[:3] == expected
     assert {r["day"] for r in rows} == set(DAY_KEYS)
 
+    tables = {day: value("readings_table", day).value for day in DAY_KEYS}
+    for day, frame in tables.items():
+        pd.testing.assert_frame_equal(frame, readings_frame(value("raw_measurements", day)))
+    summary = value("sensor_summary").value
+    assert isinstance(summary, pl.DataFrame)
+    every_day = pl.from_pandas(pd.concat([tables[d] for d in DAY_KEYS])[SUMMARY_COLUMNS])
+    assert summary.equals(sensor_summary(every_day))
+    assert summary.height == 14 * 8
+
 
 async def _rows(archive: ReadingsArchive) -> list[dict[str, Any]]:
     return [row async for row in archive.rows]
@@ -204,7 +219,12 @@ def check_io_managers(
         day = DAY_KEYS[4]
         for asset in PARTITIONED:
             value = loader.load_asset_value(asset, partition_key=day)
-            assert value == loaded[asset, day][1]
+            if asset == "readings_table":  # loaded unwrapped, as the asset returned it
+                pd.testing.assert_frame_equal(value, loaded[asset, day][1].value)
+            else:
+                assert value == loaded[asset, day][1]
+        summary = loader.load_asset_value("sensor_summary")
+        assert summary.equals(loaded["sensor_summary", None][1].value)
         assert loader.load_asset_value("site_report") == loaded["site_report", None][1]
         assert loader.load_asset_value("forecast_release") == loaded["forecast_release", None][1]
 
@@ -241,11 +261,11 @@ def check_rerun_stores_nothing_new(
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Traceback" not in result.stderr and "Warning" not in result.stderr, result.stderr
-    assert "[45/45] forecast_release" in result.stdout
-    assert "90 manifests of this example so far" in result.stdout
+    assert "[60/60] " in result.stdout
+    assert "120 manifests of this example so far" in result.stdout
     assert ", 0 B new this run)" in result.stdout
     assert sorted(_files(env.data_dir / "files")) == before  # identical content, stored once
-    assert len(files.find(tags={"project": "lakery-example"}, limit=None)) == 90
+    assert len(files.find(tags={"project": "lakery-example"}, limit=None)) == 120
     with dg.DagsterInstance.get() as instance:
         again = latest_materializations(instance)
     assert data_versions(again) == versions  # same content: same data versions
