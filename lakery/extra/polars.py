@@ -26,6 +26,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 
 from lakery.core.serializer import Buffer
 from lakery.extra.arrow.formats import ROW_GROUP_ROWS
+from lakery.extra.arrow.formats import ChunkSink
 from lakery.extra.arrow.formats import IpcFormat
 from lakery.extra.arrow.formats import ParquetFormat
 from lakery.extra.arrow.formats import check_columns
@@ -50,10 +51,10 @@ class PolarsParquetSerializer(TableSerializer[pl.DataFrame]):
         frame = pl.from_arrow(table)
         return frame if isinstance(frame, pl.DataFrame) else frame.to_frame()
 
-    def write(self, value: pl.DataFrame) -> Buffer:
+    def write(self, value: pl.DataFrame) -> Buffer | list[bytes]:
         if not isinstance(self.format, ParquetFormat):
             return super().write(value)
-        sink = io.BytesIO()
+        sink = ChunkSink()
         level = self.format.compression_level
         _frame(value).write_parquet(
             sink,
@@ -62,7 +63,7 @@ class PolarsParquetSerializer(TableSerializer[pl.DataFrame]):
             statistics=True,
             row_group_size=self.format.row_group_size or ROW_GROUP_ROWS,
         )
-        return sink.getbuffer()
+        return sink.chunks  # written one after another: never joined into one buffer
 
     def deserialize(self, data: Buffer) -> pl.DataFrame:
         return self._read(io.BytesIO(data), None)
@@ -95,7 +96,7 @@ class PolarsLazyParquetSerializer(PolarsParquetSerializer):
     name = "lakery.polars.lazy.parquet@v1"
     types = (pl.LazyFrame,)
 
-    def write(self, value: pl.LazyFrame) -> Buffer:  # type: ignore[override]
+    def write(self, value: pl.LazyFrame) -> Buffer | list[bytes]:  # type: ignore[override]
         return super().write(_frame(value))
 
     def to_arrow(self, value: pl.LazyFrame) -> pa.Table:  # type: ignore[override]

@@ -125,7 +125,8 @@ def test_stable_names_and_content_types(cls: type[ColumnarSerializer[Any]]) -> N
 
 
 def _bytes(serializer: Any, value: Any) -> bytes:
-    return bytes(serializer.serialize(value))
+    data = serializer.serialize(value)
+    return b"".join(map(bytes, data)) if isinstance(data, list) else bytes(data)
 
 
 @pytest.mark.parametrize("serializer", [ParquetTableSerializer(), IpcTableSerializer()])

@@ -19,12 +19,46 @@ import pyarrow.parquet as pq
 
 from lakery.core.serializer import Buffer
 
-__all__ = ["IpcFormat", "ParquetFormat", "check_columns", "select_columns"]
+__all__ = ["ChunkSink", "IpcFormat", "ParquetFormat", "check_columns", "select_columns"]
 
 ROW_GROUP_ROWS = 1 << 20
 """Rows per Parquet row group (pyarrow's default) and per IPC record batch."""
 
 _READ_ERRORS = (pa.ArrowException, OSError)
+
+
+class ChunkSink:
+    """A write-only file for the Parquet and IPC writers that keeps the chunks written
+    (no growing buffer that is copied as it grows) until they are taken."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self._size = 0
+
+    def write(self, data: Any) -> int:
+        chunk = bytes(data)
+        self.chunks.append(chunk)
+        self._size += len(chunk)
+        return len(chunk)
+
+    def tell(self) -> int:
+        return self._size
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def writable(self) -> bool:
+        return True
+
+    def take(self) -> bytes:
+        """What was written since the last take, as one bytes."""
+        chunks, self.chunks = self.chunks, []
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 @dataclass(frozen=True)

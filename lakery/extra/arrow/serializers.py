@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from lakery.core.serializer import Buffer
 from lakery.core.serializer import ColumnarSerializer
+from lakery.core.serializer import SerializedValue
 from lakery.extra.arrow.formats import IpcFormat
 from lakery.extra.arrow.formats import ParquetFormat
 
@@ -83,10 +84,11 @@ class TableSerializer(ColumnarSerializer[T]):
         """The library's table from an Arrow table read back."""
         raise NotImplementedError
 
-    def serialize(self, value: T) -> Buffer:
-        return memoryview(self.write(value))  # pyarrow's buffer, not copied
+    def serialize(self, value: T) -> SerializedValue:
+        data = self.write(value)
+        return data if isinstance(data, list) else memoryview(data)  # never copied
 
-    def write(self, value: T) -> Buffer:
+    def write(self, value: T) -> Buffer | list[bytes]:
         """The bytes of `value` (the Arrow route; polars overrides it with its own writer)."""
         return self.format.write(self.to_arrow(value))
 

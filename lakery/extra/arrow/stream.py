@@ -26,6 +26,7 @@ from lakery.core.serializer import Buffer
 from lakery.core.serializer import StreamDecoder
 from lakery.core.serializer import StreamEncoder
 from lakery.core.serializer import StreamSerializer
+from lakery.extra.arrow.formats import ChunkSink
 from lakery.extra.arrow.serializers import PARQUET_CONTENT_TYPE
 
 __all__ = ["ArrowStreamSerializer", "ParquetStreamSerializer", "collect_table"]
@@ -112,33 +113,6 @@ async def collect_table(
 # -- writing --------------------------------------------------------------------------
 
 
-class _Collector:
-    """A write-only file for pyarrow's writers that keeps what was written until taken."""
-
-    closed = False
-
-    def __init__(self) -> None:
-        self._chunks: list[bytes] = []
-
-    def write(self, data: Any) -> int:
-        chunk = bytes(data)
-        self._chunks.append(chunk)
-        return len(chunk)
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def writable(self) -> bool:
-        return True
-
-    def take(self) -> bytes:
-        chunks, self._chunks = self._chunks, []
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 def _batches_of(item: Any, schema: pa.Schema | None) -> list[pa.RecordBatch]:
     if isinstance(item, pa.Table):
         batches = item.to_batches()
@@ -173,7 +147,7 @@ def _difference(expected: pa.Schema, got: pa.Schema) -> str:
 class _IpcEncoder(StreamEncoder[pa.RecordBatch]):
     def __init__(self, compression: str | None) -> None:
         self._options = ipc.IpcWriteOptions(compression=compression)
-        self._sink = _Collector()
+        self._sink = ChunkSink()
         self._writer: Any = None
         self._schema: pa.Schema | None = None
 
@@ -197,7 +171,7 @@ class _ParquetEncoder(StreamEncoder[pa.RecordBatch]):
     def __init__(self, row_group_size: int, compression: str) -> None:
         self._rows = row_group_size
         self._compression = compression
-        self._sink = _Collector()
+        self._sink = ChunkSink()
         self._writer: pq.ParquetWriter | None = None
         self._schema: pa.Schema | None = None
         self._pending: list[pa.RecordBatch] = []
