@@ -51,7 +51,7 @@ class PolarsParquetSerializer(TableSerializer[pl.DataFrame]):
         frame = pl.from_arrow(table)
         return frame if isinstance(frame, pl.DataFrame) else frame.to_frame()
 
-    def write(self, value: pl.DataFrame) -> Buffer | list[bytes]:
+    def write(self, value: pl.DataFrame) -> list[bytes]:
         if not isinstance(self.format, ParquetFormat):
             return super().write(value)
         sink = ChunkSink()
@@ -96,7 +96,7 @@ class PolarsLazyParquetSerializer(PolarsParquetSerializer):
     name = "lakery.polars.lazy.parquet@v1"
     types = (pl.LazyFrame,)
 
-    def write(self, value: pl.LazyFrame) -> Buffer | list[bytes]:  # type: ignore[override]
+    def write(self, value: pl.LazyFrame) -> list[bytes]:  # type: ignore[override]
         return super().write(_frame(value))
 
     def to_arrow(self, value: pl.LazyFrame) -> pa.Table:  # type: ignore[override]

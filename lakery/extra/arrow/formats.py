@@ -1,7 +1,9 @@
 """Arrow tables as Parquet or Arrow IPC bytes, and back: the formats behind every table
 serializer.
 
-Both writers give the same bytes for the same table however it is split into chunks
+Writers return the chunks they wrote, in order (lakery writes them one after another,
+so a large table's file is never joined into, or regrown as, one buffer). Both writers
+give the same bytes for the same table however it is split into chunks
 (Parquet row groups and IPC record batches hold a fixed number of rows), so equal tables
 get equal content hashes. Readers take the buffer they are given without copying it.
 """
@@ -73,8 +75,8 @@ class ParquetFormat:
     compression_level: int | None = None
     row_group_size: int = ROW_GROUP_ROWS
 
-    def write(self, table: pa.Table) -> pa.Buffer:
-        sink = pa.BufferOutputStream()
+    def write(self, table: pa.Table) -> list[bytes]:
+        sink = ChunkSink()
         pq.write_table(
             table,
             sink,
@@ -83,7 +85,7 @@ class ParquetFormat:
             compression_level=self.compression_level,
             write_page_checksum=True,
         )
-        return sink.getvalue()
+        return sink.chunks
 
     def read(self, data: Buffer, columns: Sequence[str] | None = None) -> pa.Table:
         return self.read_source(pa.BufferReader(pa.py_buffer(data)), columns)
@@ -109,13 +111,13 @@ class IpcFormat:
     compression: str | None = "zstd"
     batch_rows: int = ROW_GROUP_ROWS
 
-    def write(self, table: pa.Table) -> pa.Buffer:
-        sink = pa.BufferOutputStream()
+    def write(self, table: pa.Table) -> list[bytes]:
+        sink = ChunkSink()
         options = ipc.IpcWriteOptions(compression=self.compression)
         with ipc.new_file(sink, table.schema, options=options) as writer:
             for batch in _fixed_batches(table, self.batch_rows):
                 writer.write_batch(batch)
-        return sink.getvalue()
+        return sink.chunks
 
     def read(self, data: Buffer, columns: Sequence[str] | None = None) -> pa.Table:
         return self.read_source(pa.BufferReader(pa.py_buffer(data)), columns)

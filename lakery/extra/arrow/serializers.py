@@ -85,10 +85,9 @@ class TableSerializer(ColumnarSerializer[T]):
         raise NotImplementedError
 
     def serialize(self, value: T) -> SerializedValue:
-        data = self.write(value)
-        return data if isinstance(data, list) else memoryview(data)  # never copied
+        return self.write(value)
 
-    def write(self, value: T) -> Buffer | list[bytes]:
+    def write(self, value: T) -> list[bytes]:
         """The bytes of `value` (the Arrow route; polars overrides it with its own writer)."""
         return self.format.write(self.to_arrow(value))
 
