@@ -17,10 +17,15 @@ from typing import ClassVar
 import pytest
 
 from lakery.core.component import check_component_name
+from lakery.core.serializer import ColumnarSerializer
 from lakery.core.serializer import Serializer
 from lakery.core.serializer import StreamSerializer
 
-__all__ = ["SerializerConformance", "StreamSerializerConformance"]
+__all__ = [
+    "ColumnarSerializerConformance",
+    "SerializerConformance",
+    "StreamSerializerConformance",
+]
 
 
 def _join(serialized: Any) -> bytes:
@@ -127,3 +132,47 @@ class StreamSerializerConformance(_Common):
                 continue
             with pytest.raises(ValueError):
                 self.decode([data[:-1]])
+
+
+class ColumnarSerializerConformance(SerializerConformance):
+    """`SerializerConformance` plus column subsets. Set `serializer`, `values`, and
+    implement `select_columns(value, columns)` (the expected subset) and `column_names`."""
+
+    serializer: ClassVar[ColumnarSerializer[Any]]
+
+    def column_names(self, value: Any) -> list[str]:
+        """The columns of a table value, in order."""
+        raise NotImplementedError
+
+    def select_columns(self, value: Any, columns: Sequence[str]) -> Any:
+        """What loading only `columns` of `value` must give."""
+        raise NotImplementedError
+
+    def _cases(self) -> list[tuple[Any, list[str]]]:
+        cases = []
+        for value in self.values:
+            names = self.column_names(value)
+            if names:
+                cases.append((value, list(reversed(names[:2]))))
+        assert cases, "give the suite a value with at least one column"
+        return cases
+
+    def test_deserialize_columns(self) -> None:
+        for value, columns in self._cases():
+            data = _join(self.serializer.serialize(value))
+            loaded = self.serializer.deserialize_columns(data, columns)
+            self.assert_equal(loaded, self.select_columns(value, columns))
+
+    def test_read_columns_from_a_file(self, tmp_path: Any) -> None:
+        for index, (value, columns) in enumerate(self._cases()):
+            path = tmp_path / f"blob{index}"
+            path.write_bytes(_join(self.serializer.serialize(value)))
+            loaded = self.serializer.read_columns(str(path), columns)
+            if loaded is not None:
+                self.assert_equal(loaded, self.select_columns(value, columns))
+
+    def test_missing_column_is_a_key_error(self) -> None:
+        for value, _ in self._cases():
+            data = _join(self.serializer.serialize(value))
+            with pytest.raises(KeyError):
+                self.serializer.deserialize_columns(data, ["no such column, surely"])

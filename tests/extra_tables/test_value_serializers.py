@@ -24,7 +24,7 @@ from lakery.extra.pandas import PandasParquetSerializer
 from lakery.extra.polars import PolarsIpcSerializer
 from lakery.extra.polars import PolarsLazyParquetSerializer
 from lakery.extra.polars import PolarsParquetSerializer
-from lakery.testing.serializer import SerializerConformance
+from lakery.testing.serializer import ColumnarSerializerConformance
 from tests.extra_tables.tables import arrow_table
 from tests.extra_tables.tables import assert_tables_equal
 from tests.extra_tables.tables import pandas_frames
@@ -36,9 +36,21 @@ ARROW_BATCHES = [arrow_table().to_batches()[0], pa.record_batch({"x": pa.array([
 POLARS_FRAMES = [polars_frame(), polars_frame(0), pl.DataFrame()]
 
 
-class _TableConformance(SerializerConformance):
+class _TableConformance(ColumnarSerializerConformance):
     def assert_equal(self, loaded: Any, original: Any) -> None:
         assert_tables_equal(loaded, original)
+
+    def column_names(self, value: Any) -> list[str]:
+        if isinstance(value, pl.LazyFrame):
+            return value.collect_schema().names()
+        if isinstance(value, pa.Table | pa.RecordBatch):
+            return value.schema.names
+        return list(value.columns)
+
+    def select_columns(self, value: Any, columns: Any) -> Any:
+        if isinstance(value, pd.DataFrame):
+            return value[list(columns)]
+        return value.select(list(columns))
 
 
 class TestParquetTable(_TableConformance):
