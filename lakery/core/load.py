@@ -43,6 +43,7 @@ from lakery.core.storable import Storable
 from lakery.core.storable import get_class_id
 from lakery.core.storable import get_unpacker
 from lakery.core.storage import HASH_ALGORITHM
+from lakery.core.storage import READ_CHUNK_SIZE
 from lakery.core.storage import THREAD_THRESHOLD
 from lakery.core.unpacker import Unpacker
 
@@ -55,6 +56,10 @@ _IN_CHUNK = 500
 
 _READ_BATCH = 500
 """Value parts per `Storage.get_values` call."""
+
+LOCAL_FILE_THRESHOLD = 32 << 20
+"""Table parts larger than this are decoded from their local file where the storage has
+one (`Storage.local_path`), instead of from a copy of the file in memory."""
 
 
 async def load_one(
@@ -296,7 +301,9 @@ class Loader:
             for part in plan.parts:
                 if part.serializer_type == "stream":
                     streams.append(part)
-                elif plan.columns is not None and self._is_columnar(part.serializer_name):
+                elif (
+                    plan.columns is not None or part.size > LOCAL_FILE_THRESHOLD
+                ) and self._is_columnar(part.serializer_name):
                     subsets.append(part)
                 else:
                     batches.setdefault(part.storage_name, []).append(part)
@@ -311,7 +318,7 @@ class Loader:
                 for part in streams:
                     group.start_soon(self._open_stream, part)
                 for part in subsets:
-                    group.start_soon(self._read_columns, part)
+                    group.start_soon(self._read_table, part)
         except BaseExceptionGroup as group_error:
             raise first_error(group_error) from None
 
@@ -347,11 +354,16 @@ class Loader:
             return False  # loaded as usual: the error names the missing serializer
         return isinstance(serializer, ColumnarSerializer)
 
-    async def _read_columns(self, part: _Part) -> None:
-        """Some columns of a table part: from its local file where the storage has one,
-        else from the whole blob, read and verified."""
+    async def _read_table(self, part: _Part) -> None:
+        """A table part (or some of its columns): from its local file where the storage
+        has one, else from the whole blob, read and verified.
+
+        A whole table from a local file is first checked against its sha256 by reading
+        the file through (in small chunks), then decoded from the file: memory holds the
+        table, not the table and its file.
+        """
         plan = part.plan
-        columns = plan.columns or []
+        columns = plan.columns
         try:
             storage = self._registry.get_storage(part.storage_name)
             serializer = self._registry.get_serializer(part.serializer_name)
@@ -361,7 +373,7 @@ class Loader:
                 value = None
                 if path is not None:
                     value = await anyio.to_thread.run_sync(
-                        _read_file_columns, serializer, path, part, columns
+                        _read_file_table, serializer, path, part, columns
                     )
                 if value is None:
                     try:
@@ -369,7 +381,7 @@ class Loader:
                     except NotFoundError as exc:
                         raise _missing(exc, part) from exc
                     value = await anyio.to_thread.run_sync(
-                        _deserialize_columns, serializer, data, part, columns
+                        _deserialize_table, serializer, data, part, columns
                     )
             plan.values[part.key] = value
         except Exception as exc:
@@ -620,10 +632,11 @@ def _check_columns(columns: Sequence[str]) -> list[str]:
     return names
 
 
-def _read_file_columns(
-    serializer: ColumnarSerializer[Any], path: str, part: _Part, columns: list[str]
+def _read_file_table(
+    serializer: ColumnarSerializer[Any], path: str, part: _Part, columns: list[str] | None
 ) -> Any:
-    """`serializer.read_columns` on the part's local file, after checking its size."""
+    """`serializer.read_columns` (or `read_file`, after checking the file's sha256) on the
+    part's local file, after checking its size; None when the serializer cannot."""
     _check_algorithm(part)
     try:
         size = os.stat(path).st_size
@@ -632,20 +645,40 @@ def _read_file_columns(
         raise _missing(error, part) from None
     if size != part.size:
         raise _integrity_error(part, f"{size} bytes on disk, {part.size} recorded")
-    return _columns_step(serializer.read_columns, path, part, columns)
+    if columns is not None:
+        return _table_step(serializer.read_columns, path, part, columns)
+    if not serializer.reads_files:
+        return None
+    _check_file(path, part)
+    return _table_step(serializer.read_file, path, part, None)
 
 
-def _deserialize_columns(
-    serializer: ColumnarSerializer[Any], data: Buffer, part: _Part, columns: list[str]
+def _check_file(path: str, part: _Part) -> None:
+    hasher = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as file:
+        while chunk := file.read(READ_CHUNK_SIZE):
+            hasher.update(chunk)
+            size += len(chunk)
+    if size != part.size:
+        raise _integrity_error(part, f"{size} bytes read, {part.size} recorded")
+    if hasher.hexdigest() != part.sha256:
+        raise _integrity_error(part, f"sha256 {hasher.hexdigest()} read, {part.sha256} recorded")
+
+
+def _deserialize_table(
+    serializer: ColumnarSerializer[Any], data: Buffer, part: _Part, columns: list[str] | None
 ) -> Any:
     _check_value(data, part)
-    return _columns_step(serializer.deserialize_columns, data, part, columns)
+    if columns is None:
+        return _table_step(serializer.deserialize, data, part, None)
+    return _table_step(serializer.deserialize_columns, data, part, columns)
 
 
-def _columns_step(step: Any, source: Any, part: _Part, columns: list[str]) -> Any:
+def _table_step(step: Any, source: Any, part: _Part, columns: list[str] | None) -> Any:
     record_id = part.plan.record.id
     try:
-        return step(source, columns)
+        return step(source) if columns is None else step(source, columns)
     except KeyError as exc:
         detail = exc.args[0] if exc.args else exc
         msg = f"part {part.key!r} of record {record_id}: {detail}"

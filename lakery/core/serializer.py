@@ -75,6 +75,14 @@ class ColumnarSerializer(Serializer[T], abc.ABC):
     def deserialize_columns(self, data: Buffer, columns: Sequence[str]) -> T:
         """Rebuild the value from `serialize`'s bytes with only `columns`, in that order."""
 
+    reads_files: ClassVar[bool] = False
+    """Whether `read_file` reads a whole value from a local file."""
+
+    def read_file(self, path: str) -> T:
+        """Read the whole value from a local file of `serialize`'s bytes (the loader checks
+        the file's size and sha256 first). Only called when `reads_files` is true."""
+        raise NotImplementedError
+
     def read_columns(self, path: str, columns: Sequence[str]) -> T | None:
         """Read only `columns` straight from a local file of `serialize`'s bytes.
 

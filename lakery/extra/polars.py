@@ -4,9 +4,11 @@
 registry = Registry(modules=["lakery.builtin", "lakery.extra.polars"])
 ```
 
-Parquet is written and read by polars itself (zstd, statistics, row groups of a fixed
-size, the same bytes for the same frame). A `LazyFrame` is collected when saved and comes
-back as a `LazyFrame`. Needs the ``polars`` extra (``pip install 'lakery[polars]'``).
+Parquet is written and read by polars itself (zstd, statistics, polars' fixed row group
+size, the same bytes for the same frame: its writer encodes row groups in parallel and
+needs about one row group of memory besides the file). A `LazyFrame` is collected when
+saved and comes back as a `LazyFrame`. Needs the ``polars`` extra
+(``pip install 'lakery[polars]'``).
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(msg) from exc
 
 from lakery.core.serializer import Buffer
-from lakery.extra.arrow.formats import ROW_GROUP_ROWS
 from lakery.extra.arrow.formats import ChunkSink
 from lakery.extra.arrow.formats import IpcFormat
 from lakery.extra.arrow.formats import ParquetFormat
@@ -61,7 +62,7 @@ class PolarsParquetSerializer(TableSerializer[pl.DataFrame]):
             compression=self.format.compression,  # type: ignore[arg-type]
             compression_level=level,
             statistics=True,
-            row_group_size=self.format.row_group_size or ROW_GROUP_ROWS,
+            row_group_size=self.row_group_size,  # None: polars' own (fixed, 512² rows)
         )
         return sink.chunks  # written one after another: never joined into one buffer
 
@@ -70,6 +71,9 @@ class PolarsParquetSerializer(TableSerializer[pl.DataFrame]):
 
     def deserialize_columns(self, data: Buffer, columns: Sequence[str]) -> pl.DataFrame:
         return self._read(io.BytesIO(data), columns)
+
+    def read_file(self, path: str) -> pl.DataFrame:
+        return self._read(path, None)
 
     def read_columns(self, path: str, columns: Sequence[str]) -> pl.DataFrame | None:
         return self._read(path, columns)
@@ -84,7 +88,10 @@ class PolarsParquetSerializer(TableSerializer[pl.DataFrame]):
                 check_columns(list(pl.read_parquet_schema(source)), columns)
                 if isinstance(source, io.BytesIO):
                     source.seek(0)
-            return pl.read_parquet(source, columns=list(columns) if columns is not None else None)
+            wanted = list(columns) if columns is not None else None
+            if isinstance(source, str):  # a file: read, not mapped (mapped pages are memory too)
+                return pl.read_parquet(source, columns=wanted, memory_map=False)
+            return pl.read_parquet(source, columns=wanted)
         except _READ_ERRORS as exc:
             msg = f"not a readable Parquet table: {exc}"
             raise ValueError(msg) from exc

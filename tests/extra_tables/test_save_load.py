@@ -198,3 +198,31 @@ def test_registry_hint_names_the_table_module() -> None:
     assert "lakery.extra.pandas" in _provider_hint(pd.DataFrame)
     assert "lakery.extra.polars" in _provider_hint(pl.DataFrame)
     assert "lakery.extra.arrow" in _provider_hint(pa.Table)
+
+
+@pytest.mark.parametrize("value", [pandas_frame(), polars_frame(), arrow_table()], ids=type)
+async def test_large_tables_are_decoded_from_their_verified_file(
+    value: Any, new_session: async_sessionmaker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lakery.core.load
+
+    monkeypatch.setattr(lakery.core.load, "LOCAL_FILE_THRESHOLD", 0)  # every table is "large"
+    files = FileStorage(tmp_path / "blobs")
+    registry = Registry(modules=MODULES, default_storage=files)
+    record, loaded = await _round_trip(StorableValue(value), new_session, registry)
+    assert_tables_equal(loaded.value, value)
+    reads: list[str] = []
+    monkeypatch.setattr(FileStorage, "get_value", lambda *a: reads.append("get") or b"")
+    async with new_session() as session:
+        again = await load_one(record, StorableValue, session=session, registry=registry)
+    assert_tables_equal(again.value, value)
+    assert reads == []  # decoded from the file, not from a copy in memory
+
+    path = Path(files.local_path(record.contents[0].storage_data) or "")
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01  # same size, other bytes
+    path.chmod(0o644)
+    path.write_bytes(bytes(data))
+    async with new_session() as session:
+        with pytest.raises(IntegrityError, match="sha256"):
+            await load_one(record, StorableValue, session=session, registry=registry)

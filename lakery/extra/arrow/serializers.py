@@ -60,6 +60,7 @@ class TableSerializer(ColumnarSerializer[T]):
         row_group_size: int | None = None,
     ) -> None:
         options: dict[str, Any] = {}
+        self.row_group_size = row_group_size
         if compression is not None:
             options["compression"] = compression
         if row_group_size is not None:
@@ -96,6 +97,11 @@ class TableSerializer(ColumnarSerializer[T]):
 
     def deserialize_columns(self, data: Buffer, columns: Sequence[str]) -> T:
         return self.from_arrow(self.format.read(data, columns))
+
+    reads_files = True
+
+    def read_file(self, path: str) -> T:
+        return self.from_arrow(self.format.read_source(path))
 
     def read_columns(self, path: str, columns: Sequence[str]) -> T | None:
         return self.from_arrow(self.format.read_source(path, columns))
