@@ -57,7 +57,10 @@ class PolarsParquetSerializer(TableSerializer[pl.DataFrame]):
             return super().write(value)
         sink = ChunkSink()
         level = self.format.compression_level
-        _frame(value).write_parquet(
+        frame = _frame(value)
+        if max(frame.n_chunks("all"), default=1) > 1:
+            frame = frame.rechunk()  # polars' file depends on the chunks: one layout, one file
+        frame.write_parquet(
             sink,
             compression=self.format.compression,  # type: ignore[arg-type]
             compression_level=level,

@@ -69,8 +69,11 @@ def polars_frame(rows: int = 40) -> pl.DataFrame:
             "s": [f"w{n % 5}" for n in range(rows)],
             "c": pl.Series([f"c{n % 3}" for n in range(rows)], dtype=pl.Categorical),
             "d": pl.datetime_range(
-                pl.datetime(2026, 1, 1), pl.datetime(2026, 1, 1) + pl.duration(hours=rows - 1),
-                "1h", time_zone="UTC", eager=True,
+                pl.datetime(2026, 1, 1),
+                pl.datetime(2026, 1, 1) + pl.duration(hours=rows - 1),
+                "1h",
+                time_zone="UTC",
+                eager=True,
             ),
             "l": [[n] * (n % 3) for n in range(rows)],
         }

@@ -117,9 +117,7 @@ async def test_the_same_table_is_stored_once(
     assert first.contents[0].storage_data == second.contents[0].storage_data
 
 
-async def test_column_subsets(
-    new_session: async_sessionmaker, tables_registry: Registry
-) -> None:
+async def test_column_subsets(new_session: async_sessionmaker, tables_registry: Registry) -> None:
     frame = pandas_frame()
     values = [StorableValue(frame), StorableValue(arrow_table(), serializer=IpcTableSerializer)]
     async with new_session() as session:
@@ -128,7 +126,10 @@ async def test_column_subsets(
     pandas_record, ipc_record = [f.get() for f in futures]
     async with new_session() as session:
         subset = await load_one(
-            pandas_record, StorableValue, session=session, registry=tables_registry,
+            pandas_record,
+            StorableValue,
+            session=session,
+            registry=tables_registry,
             columns=["n", "cat"],
         )
         async with new_loader(session=session, registry=tables_registry) as loader:

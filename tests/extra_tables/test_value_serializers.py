@@ -149,6 +149,14 @@ def test_same_table_differently_chunked_gives_the_same_bytes(serializer: Any) ->
     assert _bytes(serializer, table) == _bytes(serializer, rechunked)
 
 
+def test_a_chunked_polars_frame_gives_the_bytes_of_the_contiguous_one() -> None:
+    frame = pl.concat([polars_frame(2000)] * 20, rechunk=True)
+    chunked = pl.concat([frame.slice(i, 3333) for i in range(0, frame.height, 3333)])
+    assert chunked.n_chunks() > 1
+    for serializer in (PolarsParquetSerializer(), PolarsIpcSerializer()):
+        assert _bytes(serializer, chunked) == _bytes(serializer, frame)
+
+
 def test_equal_frames_built_independently_give_the_same_bytes() -> None:
     for serializer, build in [
         (PandasParquetSerializer(), lambda: pandas_frames()[0]),

@@ -17,7 +17,7 @@ __all__ = ["as_arrow", "concat_tables", "convert_table", "is_table_type", "table
 
 
 def table_library(value_or_type: Any) -> str | None:
-    """"pyarrow", "pandas" or "polars" for a table (or table type), else None."""
+    """The table library ("pyarrow", "pandas" or "polars") of a table or table type, else None."""
     tp = value_or_type if isinstance(value_or_type, type) else type(value_or_type)
     module = getattr(tp, "__module__", "").partition(".")[0]
     if module not in ("pyarrow", "pandas", "polars"):
