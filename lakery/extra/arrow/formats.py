@@ -91,17 +91,21 @@ class ParquetFormat:
         return self.read_source(pa.BufferReader(pa.py_buffer(data)), columns)
 
     def read_source(self, source: Any, columns: Sequence[str] | None = None) -> pa.Table:
-        """Read from a path or a pyarrow input file."""
+        """Read from a path or a pyarrow input file (columns in parallel, as pyarrow does)."""
         try:
-            file = pq.ParquetFile(source, page_checksum_verification=True)
             if columns is not None:
-                _check_columns(file.schema_arrow, columns)
-            wanted = list(columns) if columns is not None else None
-            table = file.read(columns=wanted, use_pandas_metadata=True)
+                _check_columns(pq.read_schema(source), columns)
+                if not isinstance(source, str):
+                    source.seek(0)
+            return pq.read_table(
+                source,
+                columns=list(columns) if columns is not None else None,
+                use_pandas_metadata=True,
+                page_checksum_verification=True,
+            )
         except _READ_ERRORS as exc:
             msg = f"not a readable Parquet table: {exc}"
             raise ValueError(msg) from exc
-        return table
 
 
 @dataclass(frozen=True)
