@@ -3,12 +3,14 @@
     python -m benchmarks --quick      # CI-sized, a few minutes
     python -m benchmarks --full       # the real numbers (about half an hour)
 
-Options: ``--only bulk,numpy,s3,dagster,query`` runs some of them; ``--postgres URL``
+Options: ``--only bulk,numpy,s3,dagster,query,tables`` runs some of them; ``--postgres URL``
 (default ``LAKERY_BENCH_POSTGRES_URL`` or ``postgresql+asyncpg://postgres@127.0.0.1:5432/
 lakery_bench``; the database is created when missing) or ``--no-postgres``; ``--no-labox``
 skips the labox comparison (which installs labox from the package index into
-``benchmarks/.venvs/labox`` on first use); ``--set NAME=VALUE`` overrides one setting of
-the chosen mode (see `QUICK`); ``--out DIR`` (default ``benchmarks/results``).
+``benchmarks/.venvs/labox`` on first use; ``tables`` likewise installs its peers,
+dagster-polars and universal-pathlib, into ``benchmarks/.venvs/tables``);
+``--set NAME=VALUE`` overrides one setting of the chosen mode (see `QUICK`); ``--out DIR``
+(default ``benchmarks/results``).
 
 Every benchmark runs lakery and its competitors in the same run, interleaved, and reports
 medians over the repeats; the JSON file keeps every sample, the settings and the machine.
@@ -37,7 +39,7 @@ from benchmarks.common import postgres_problem
 from benchmarks.common import postgres_version
 from benchmarks.common import write_json
 
-BENCHMARKS = ("bulk", "numpy", "s3", "dagster", "query")
+BENCHMARKS = ("bulk", "numpy", "s3", "dagster", "query", "tables")
 
 QUICK: dict[str, int] = {
     "bulk_count": 2_000,
@@ -56,6 +58,8 @@ QUICK: dict[str, int] = {
     "query_postgres_rows": 100_000,
     "query_sqlite_rows": 20_000,
     "query_count": 200,
+    "tables_mib": 48,
+    "tables_repeats": 2,
 }
 FULL: dict[str, int] = {
     "bulk_count": 10_000,
@@ -74,6 +78,8 @@ FULL: dict[str, int] = {
     "query_postgres_rows": 1_000_000,
     "query_sqlite_rows": 100_000,
     "query_count": 500,
+    "tables_mib": 100,
+    "tables_repeats": 3,
 }
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -127,6 +133,19 @@ def _run_one(name: str, settings: dict[str, int], context: dict[str, Any]) -> li
             work=work,
             log=_log,
         )
+    if name == "tables":
+        from benchmarks import tables
+
+        if context["tables"] is None:
+            msg = "the tables peers are not installed (see the note above)"
+            raise RuntimeError(msg)
+        return tables.run(
+            size=settings["tables_mib"] * MiB,
+            repeats=settings["tables_repeats"],
+            python=context["tables"],
+            work=work,
+            log=_log,
+        )
     from benchmarks import query_latency
 
     return query_latency.run(
@@ -171,6 +190,11 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
         extra = ""
         if "peak_extra_rss_fraction" in row.extra:
             extra = f"; peak extra RSS {row.extra['peak_extra_rss_fraction']:.1%} of the array"
+        if "peak_rss_x_table" in row.extra:
+            theirs = max(row.extra["peer_peak_rss_x_table"])
+            extra = (
+                f"; peak RSS {row.extra['peak_rss_x_table']:.2f}x the table (theirs {theirs:.2f}x)"
+            )
         if row.benchmark == "query":
             extra = f"; p95 {row.extra['p95_ms']:.2f} ms"
         goal = f"{row.goal}: {_verdict(row)}" if row.goal else ""
@@ -267,11 +291,27 @@ def main(argv: list[str] | None = None) -> int:
             notes.append(f"labox skipped: {exc}")
             _log(f"labox skipped: {exc}")
 
+    tables_python: Path | None = None
+    if "tables" in chosen:
+        from benchmarks import tables_env
+
+        _log(f"tables: preparing {tables_env.VENV} (first time: pip install of the peers)")
+        try:
+            tables_python = tables_env.ensure(out / f"{stamp}-tables-install.log")
+        except Exception as exc:
+            notes.append(f"tables peers not installed: {exc}")
+            _log(f"tables peers not installed: {exc}")
+
     started = time.time()
     rows: list[Row] = []
     failures: dict[str, str] = {}
     with tempfile.TemporaryDirectory(dir=args.work, prefix="lakery-bench-") as work:
-        context = {"work": Path(work), "postgres": postgres, "labox": labox}
+        context = {
+            "work": Path(work),
+            "postgres": postgres,
+            "labox": labox,
+            "tables": tables_python,
+        }
         for name in chosen:
             _log(f"== {name} ({mode_name})")
             began = time.time()
