@@ -12,11 +12,11 @@ registry module). The database drivers are the ones lakery uses.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from benchmarks import peer_venv
+from benchmarks.peer_venv import ensure_venv
 
 VENV = Path(__file__).resolve().parent / ".venvs" / "labox"
 DRIVER = Path(__file__).resolve().parent / "labox_driver.py"
@@ -36,38 +36,9 @@ def python() -> Path:
 
 def ensure(log: Path) -> Path:
     """The venv's interpreter, creating the venv and installing labox when needed."""
-    marker = VENV / "lakery-bench-requirements.json"
-    wanted = json.dumps(REQUIREMENTS)
-    if python().exists() and marker.exists() and marker.read_text() == wanted:
-        return python()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as output:
-        subprocess.run(
-            [sys.executable, "-m", "venv", "--clear", str(VENV)],
-            check=True,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        command = [str(python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        done = subprocess.run(
-            [*command, *REQUIREMENTS], stdout=output, stderr=subprocess.STDOUT, check=False
-        )
-    if done.returncode != 0:
-        msg = f"installing labox into {VENV} failed; see {log}"
-        raise RuntimeError(msg)
-    marker.write_text(wanted)
-    return python()
+    return ensure_venv(VENV, REQUIREMENTS, log, what="labox")
 
 
 def run_driver(interpreter: Path, config: dict[str, Any]) -> dict[str, Any]:
     """Run one timed labox save + load in its own process; its JSON result."""
-    done = subprocess.run(
-        [str(interpreter), str(DRIVER), json.dumps(config)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        msg = f"the labox driver failed:\n{done.stderr[-4000:]}"
-        raise RuntimeError(msg)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return peer_venv.run_driver(interpreter, DRIVER, config, what="labox")

@@ -14,11 +14,11 @@ polars 2 (pandas, pyarrow and Dagster are the project venv's versions).
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
+
+from benchmarks import peer_venv
+from benchmarks.peer_venv import ensure_venv
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(__file__).resolve().parent / ".venvs" / "tables"
@@ -43,39 +43,10 @@ def python() -> Path:
 
 def ensure(log: Path) -> Path:
     """The venv's interpreter, creating the venv and installing the peers when needed."""
-    marker = VENV / "lakery-bench-requirements.json"
-    wanted = json.dumps(REQUIREMENTS)
-    if python().exists() and marker.exists() and marker.read_text() == wanted:
-        return python()
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w") as output:
-        subprocess.run(
-            [sys.executable, "-m", "venv", "--clear", str(VENV)],
-            check=True,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-        command = [str(python()), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-        done = subprocess.run(
-            [*command, *REQUIREMENTS], stdout=output, stderr=subprocess.STDOUT, check=False
-        )
-    if done.returncode != 0:
-        msg = f"installing the tables peers into {VENV} failed; see {log}"
-        raise RuntimeError(msg)
-    marker.write_text(wanted)
-    return python()
+    return ensure_venv(VENV, REQUIREMENTS, log, what="the tables peers")
 
 
 def run_driver(interpreter: Path, config: dict[str, Any]) -> dict[str, Any]:
     """Run one side's repeat in its own process (see `tables_driver`); its JSON result."""
-    done = subprocess.run(
-        [str(interpreter), str(DRIVER), json.dumps(config)],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
-    )
-    if done.returncode != 0:
-        msg = f"the tables driver failed ({config['side']}, {config['library']}):\n"
-        raise RuntimeError(msg + done.stderr[-4000:])
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    what = f"tables ({config['side']}, {config['library']})"
+    return peer_venv.run_driver(interpreter, DRIVER, config, what=what, cwd=ROOT)
