@@ -13,6 +13,8 @@ from typing import Any
 
 import pyarrow as pa
 
+from lakery.extra.arrow.formats import as_batch
+
 __all__ = ["as_arrow", "concat_tables", "convert_table", "is_table_type", "table_library"]
 
 
@@ -81,7 +83,7 @@ def convert_table(value: Any, target: Any) -> Any:
     if issubclass(target, pa.Table):
         return table
     if issubclass(target, pa.RecordBatch):
-        return table.combine_chunks().to_batches()[0] if table.num_rows else _empty(table)
+        return as_batch(table)
     if table_library(target) == "pandas":
         return table.to_pandas()
     frame = pl.from_arrow(table)  # type: ignore[union-attr]
@@ -111,7 +113,7 @@ def concat_tables(values: Sequence[Any]) -> Any:
             msg = f"table {position} has schema {table.schema}, the first has {schema}"  # type: ignore[union-attr]
             raise ValueError(msg)
     if isinstance(first, pa.RecordBatch):
-        return pa.concat_tables(tables).combine_chunks().to_batches()[0]  # type: ignore[arg-type]
+        return as_batch(pa.concat_tables(tables))  # type: ignore[arg-type]
     if table_library(first) == "pandas":
         pd = sys.modules["pandas"]
         default = all(isinstance(v.index, pd.RangeIndex) and v.index.name is None for v in values)
@@ -120,7 +122,3 @@ def concat_tables(values: Sequence[Any]) -> Any:
         pl = sys.modules["polars"]
         return pl.concat(values)
     return pa.concat_tables(tables)  # type: ignore[arg-type]
-
-
-def _empty(table: pa.Table) -> pa.RecordBatch:
-    return pa.RecordBatch.from_pylist([], schema=table.schema)

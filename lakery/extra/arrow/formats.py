@@ -21,7 +21,14 @@ import pyarrow.parquet as pq
 
 from lakery.core.serializer import Buffer
 
-__all__ = ["ChunkSink", "IpcFormat", "ParquetFormat", "check_columns", "select_columns"]
+__all__ = [
+    "ChunkSink",
+    "IpcFormat",
+    "ParquetFormat",
+    "as_batch",
+    "check_columns",
+    "select_columns",
+]
 
 ROW_GROUP_ROWS = 1 << 20
 """Rows per Parquet row group (pyarrow's default) and per IPC record batch."""
@@ -143,12 +150,16 @@ def _fixed_batches(table: pa.Table, rows: int) -> Iterator[pa.RecordBatch]:
         yield pa.RecordBatch.from_struct_array(pa.array([{}] * table.num_rows, pa.struct([])))
         return
     if table.num_rows == 0:
-        yield pa.RecordBatch.from_pylist([], schema=table.schema)
+        yield as_batch(table)
         return
     for start in range(0, table.num_rows, rows):
-        piece = table.slice(start, rows).combine_chunks()
-        batches = piece.to_batches()
-        yield batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
+        yield as_batch(table.slice(start, rows))
+
+
+def as_batch(table: pa.Table) -> pa.RecordBatch:
+    """The table's rows as one record batch (an empty one for a table without rows)."""
+    batches = table.combine_chunks().to_batches()
+    return batches[0] if batches else pa.RecordBatch.from_pylist([], schema=table.schema)
 
 
 def select_columns(table: pa.Table, columns: Sequence[str]) -> pa.Table:

@@ -19,6 +19,7 @@ from lakery.core.serializer import ColumnarSerializer
 from lakery.core.serializer import SerializedValue
 from lakery.extra.arrow.formats import IpcFormat
 from lakery.extra.arrow.formats import ParquetFormat
+from lakery.extra.arrow.formats import as_batch
 
 __all__ = [
     "IPC_CONTENT_TYPE",
@@ -136,7 +137,7 @@ class ParquetBatchSerializer(TableSerializer[pa.RecordBatch]):
         return pa.Table.from_batches([value])
 
     def from_arrow(self, table: pa.Table) -> pa.RecordBatch:
-        return table.combine_chunks().to_batches()[0] if table.num_rows else _empty_batch(table)
+        return as_batch(table)
 
 
 class IpcTableSerializer(ParquetTableSerializer):
@@ -158,7 +159,3 @@ class IpcBatchSerializer(ParquetBatchSerializer):
     types = ()
     format_class = IpcFormat
     content_type = IPC_CONTENT_TYPE
-
-
-def _empty_batch(table: pa.Table) -> pa.RecordBatch:
-    return pa.RecordBatch.from_pylist([], schema=table.schema)
