@@ -1,7 +1,9 @@
 """lakery: store typed Python objects as content-hashed blobs, with records in SQL."""
 
 from lakery.common.exceptions import AccessDeniedError
+from lakery.common.exceptions import CommitUnknownError
 from lakery.common.exceptions import ConfigurationError
+from lakery.common.exceptions import DatabaseError
 from lakery.common.exceptions import IntegrityError
 from lakery.common.exceptions import InvalidClassIdError
 from lakery.common.exceptions import InvalidTagsError
@@ -20,7 +22,9 @@ __version__ = "0.1.0"
 __all__ = [
     *_core_all,
     "AccessDeniedError",
+    "CommitUnknownError",
     "ConfigurationError",
+    "DatabaseError",
     "IntegrityError",
     "InvalidClassIdError",
     "InvalidTagsError",

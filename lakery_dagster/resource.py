@@ -17,9 +17,11 @@ from typing import Any
 from typing import TypeVar
 
 from dagster import ConfigurableResource
+from dagster import EnvVar
 from dagster import InitResourceContext
 from pydantic import Field
 from pydantic import PrivateAttr
+from pydantic import field_serializer
 
 from lakery.builtin import FileStorage
 from lakery.common.exceptions import ConfigurationError
@@ -336,6 +338,14 @@ class LakeryResource(ConfigurableResource):
             if getattr(self, key) != value:
                 return False
         return True
+
+    @field_serializer("database_url")
+    def _dump_database_url(self, url: str) -> str:
+        """`model_dump()` and `model_dump_json()` hide the password like the repr; the
+        attribute itself keeps the real URL."""
+        if not url or isinstance(url, EnvVar):  # an EnvVar holds the variable's name
+            return url.env_var_name if isinstance(url, EnvVar) else url
+        return redact_url(url)
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for name, value in super().__repr_args__():

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from lakery import BlobRecord
+from lakery import CommitUnknownError
 from lakery import ContentRecord
 from lakery import IntegrityError
 from lakery import InvalidTagsError
@@ -28,6 +29,8 @@ from lakery import NotRegisteredError
 from lakery import Registry
 from lakery import SerializationError
 from lakery import StorableTypeError
+from lakery import StorageError
+from lakery import find_manifests
 from lakery import load_one
 from lakery import new_loader
 from lakery import new_saver
@@ -90,11 +93,13 @@ async def test_failing_storage_in_bulk_save_saves_nothing(new_session, registry:
     objs = [Pair(f"ok-{i}", "fine") for i in range(200)]
     objs.insert(137, Pair("left", "FAIL here"))
     async with new_session() as session:
-        with pytest.raises(OSError, match="disk on fire"):
+        with pytest.raises(StorageError, match="disk on fire") as raised:
             async with new_saver(session=session, registry=registry) as saver:
                 futures = [saver.save_soon(o) for o in objs]
+    assert "saving 201 objects (Pair): storage <FailingStorage" in str(raised.value)
+    assert type(raised.value.__cause__) is OSError
     for future in futures:
-        with pytest.raises(OSError, match="disk on fire"):
+        with pytest.raises(StorageError, match="disk on fire"):
             future.get()
     await assert_nothing_saved(new_session)
     # A retry without the bad object succeeds, and stores identical content once.
@@ -129,9 +134,12 @@ async def test_failing_commit_leaves_no_rows(new_session, registry: Registry, mo
             raise ConnectionError("connection lost at commit")
 
         monkeypatch.setattr(session, "commit", broken_commit)
-        with pytest.raises(ConnectionError):
+        with pytest.raises(CommitUnknownError, match="may or may not be stored") as raised:
             await save_one(StorableValue("x"), session=session, registry=registry)
-    await assert_nothing_saved(new_session)
+    assert len(raised.value.manifest_ids) == 1
+    assert str(raised.value.manifest_ids[0]) in str(raised.value)
+    assert isinstance(raised.value.__cause__, ConnectionError)
+    await assert_nothing_saved(new_session)  # here the commit did not happen
 
 
 async def test_failing_stream_saves_nothing(
@@ -165,6 +173,31 @@ async def test_invalid_tags_rejected_before_anything_is_written(
             await save_one(StorableValue(1, tags={"a": 2}), session=session, registry=registry)
     assert failing.writes == 0
     await assert_nothing_saved(new_session)
+
+
+@pytest.mark.parametrize(
+    "bad", [{"a": "b\x00c"}, {"a\x00": "b"}, {"a": "\udcff"}, {"\ud800": "b"}]
+)
+async def test_tags_that_no_database_can_store_are_rejected_up_front(
+    new_session, registry: Registry, bad: dict[str, str]
+) -> None:
+    """NUL characters and lone surrogates: refused before any blob, on both databases."""
+    failing = FailingStorage()
+    registry = Registry(registries=[registry], default_storage=failing)
+    async with new_session() as session:
+        with pytest.raises(InvalidTagsError, match="NUL characters"):
+            await save_one(StorableValue("x"), session=session, registry=registry, tags=bad)
+        with pytest.raises(InvalidTagsError, match="content tags"):
+            await save_one(StorableValue("x", tags=bad), session=session, registry=registry)
+        with pytest.raises(InvalidTagsError, match="the tags to find"):
+            await find_manifests(session, tags=bad)
+    assert failing.writes == 0
+    await assert_nothing_saved(new_session)
+    async with new_session() as session:
+        fine = {"ключ": "值 🌿", "a": "tab\tand\nnewline"}
+        record = await save_one(StorableValue("x"), session=session, registry=registry, tags=fine)
+        await session.commit()
+        assert [r.id for r in await find_manifests(session, tags=fine)] == [record.id]
 
 
 async def test_non_storables_rejected(new_session, registry: Registry) -> None:
@@ -339,7 +372,7 @@ async def test_failed_save_leaves_no_files(new_session, registry: Registry, tmp_
         registries=[registry], storages=[failing], default_storage=FileStorage(root)
     )
     async with new_session() as session:
-        with pytest.raises(OSError, match="disk on fire"):
+        with pytest.raises(StorageError, match="disk on fire"):
             async with new_saver(session=session, registry=registry) as saver:
                 for i in range(300):
                     saver.save_soon(Pair(f"file-{i}", "also a file"))
@@ -361,7 +394,7 @@ async def test_failing_rollback_keeps_the_original_error(
 
         monkeypatch.setattr(session, "commit", broken_commit)
         monkeypatch.setattr(session, "rollback", broken_rollback)
-        with pytest.raises(ConnectionError, match="at commit"):
+        with pytest.raises(CommitUnknownError, match="at commit"):
             await save_one(StorableValue("x"), session=session, registry=registry)
     assert "still lost at rollback" in caplog.text
     await assert_nothing_saved(new_session)
@@ -407,10 +440,12 @@ async def test_failing_durability_step_of_files_saves_nothing(
 
         monkeypatch.setattr(file_storage.os, "replace", broken_rename)
     async with new_session() as session:
-        with pytest.raises(OSError, match=r"Input/output error|No space left"):
+        with pytest.raises(StorageError, match=r"Input/output error|no space is left") as raised:
             async with new_saver(session=session, registry=registry) as saver:
                 for i in range(count):
                     saver.save_soon(StorableValue(f"value {i}"))
+    assert f"storage {FileStorage(root)!r} failed" in str(raised.value)
+    assert type(raised.value.__cause__) is OSError
     await assert_nothing_saved(new_session)
     assert leftover_temporary_files(root) == []
     stored = files_at_content_addresses(root)
@@ -436,10 +471,12 @@ async def test_failing_file_write_leaves_no_temporary_file(
 
     monkeypatch.setattr(file_storage, "_write_buffer", full_disk)
     async with new_session() as session:
-        with pytest.raises(OSError, match="No space left"):
+        with pytest.raises(StorageError, match="no space is left on its device") as raised:
             async with new_saver(session=session, registry=registry) as saver:
                 for i in range(40):
                     saver.save_soon(StorableValue(f"value {i}"))
+    assert "saving 40 objects (StorableValue)" in str(raised.value)
+    assert raised.value.__cause__.errno == 28  # type: ignore[union-attr]
     await assert_nothing_saved(new_session)
     assert leftover_temporary_files(root) == []
     assert files_at_content_addresses(root) == {}

@@ -27,7 +27,7 @@ JSON_VALUES = [
     -1,
     2**70,
     1.5,
-    float("inf"),
+    1e308,
     "",
     "text",
     "ünïcødé ✓ \n \u2028",

@@ -1,4 +1,10 @@
-"""JSON values and JSON Lines streams."""
+"""JSON values and JSON Lines streams.
+
+Strict standard JSON: writing refuses NaN and infinities (no JSON parser must accept
+them) and dict keys that are not str; reading refuses an object with a duplicate key
+(lakery never writes one). Reading still accepts the NaN/Infinity tokens that lakery
+0.1.0 wrote before it refused them, so data stored then stays readable.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +21,38 @@ __all__ = ["JsonSerializer", "JsonStreamSerializer"]
 
 JsonType = dict[str, Any] | list[Any] | str | int | float | bool | None
 
-_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
-_DECODER = json.JSONDecoder()
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = sorted({key for key, _ in pairs if key in seen or seen.add(key)})
+        msg = f"the JSON object has duplicate keys {twice!r}"
+        raise ValueError(msg)
+    return obj
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_object)
 
 
 def _dumps(value: Any) -> str:
     _check_keys(value)
-    return _ENCODER.encode(value)
+    try:
+        return _ENCODER.encode(value)
+    except ValueError as exc:
+        if "JSON compliant" not in str(exc):
+            raise
+        msg = (
+            "NaN and infinite floats are not JSON: replace them (e.g. with None), or store "
+            "the numbers as a numpy array or in a pydantic model"
+        )
+        raise ValueError(msg) from exc
+
+
+def _loads(data: bytes | str) -> Any:
+    return _DECODER.decode(data if isinstance(data, str) else data.decode())
 
 
 def _check_keys(value: Any) -> None:
@@ -41,7 +72,8 @@ def _check_keys(value: Any) -> None:
 
 
 class JsonSerializer(Serializer[JsonType]):
-    """A JSON document (UTF-8). Tuples come back as lists; dict keys must be str."""
+    """A JSON document (UTF-8). Tuples come back as lists; dict keys must be str; NaN and
+    infinities are refused (see the module docstring)."""
 
     name = "lakery.json.value@v1"
     types = (dict, list, str, int, float, bool, type(None))
@@ -52,7 +84,7 @@ class JsonSerializer(Serializer[JsonType]):
         return _dumps(value).encode()
 
     def deserialize(self, data: Buffer) -> JsonType:
-        return json.loads(bytes(data))
+        return _loads(bytes(data))
 
 
 class _JsonLinesEncoder(StreamEncoder[Any]):
@@ -67,7 +99,7 @@ class _JsonLinesDecoder(StreamDecoder[Any]):
     def decode(self, chunk: Buffer) -> list[Any]:
         data = self._rest + bytes(chunk)
         *lines, self._rest = data.split(b"\n")
-        return [json.loads(line) for line in lines if line]
+        return [_loads(line) for line in lines if line]
 
     def finish(self) -> list[Any]:
         if self._rest.strip():

@@ -10,9 +10,12 @@ LakeryError
 ├── SerializationError        a value could not be serialized or deserialized
 ├── NotFoundError             stored data or a record does not exist (also a FileNotFoundError)
 ├── IntegrityError            stored data does not match the size or hash in its record
-└── StorageError              a storage backend failed
-    └── AccessDeniedError     the backend refused the credentials or the permission
-                              (also a PermissionError)
+├── StorageError              a storage backend failed (including a full disk)
+│   └── AccessDeniedError     the backend refused the credentials or the permission
+│                             (also a PermissionError)
+└── DatabaseError             the database failed or could not be reached
+    └── CommitUnknownError    the connection was lost during COMMIT: the save may have
+                              been committed (carries the manifest ids to check)
 ```
 
 Errors carry the fields that identify what failed (component name, record id, content key)
@@ -25,7 +28,9 @@ from typing import Any
 
 __all__ = [
     "AccessDeniedError",
+    "CommitUnknownError",
     "ConfigurationError",
+    "DatabaseError",
     "IntegrityError",
     "InvalidClassIdError",
     "InvalidTagsError",
@@ -135,3 +140,33 @@ class AccessDeniedError(StorageError, PermissionError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class DatabaseError(LakeryError):
+    """The database failed or could not be reached; the original error is the `__cause__`.
+
+    Attributes:
+        database: the database URL with its password hidden.
+    """
+
+    def __init__(self, message: str, *, database: str | None = None) -> None:
+        super().__init__(message)
+        self.database = database
+
+
+class CommitUnknownError(DatabaseError):
+    """The connection was lost while a save committed: its rows may or may not be stored.
+
+    Look the manifests up by id (``session.get(ManifestRecord, id)`` in a new session, or
+    ``lakery show ID``) to learn which it was. Saving the objects again is safe either way:
+    their content is stored once; only a second manifest per object may result.
+
+    Attributes:
+        manifest_ids: the ids the save gave its manifests, in the order they were saved.
+    """
+
+    def __init__(
+        self, message: str, *, database: str | None = None, manifest_ids: tuple[Any, ...] = ()
+    ) -> None:
+        super().__init__(message, database=database)
+        self.manifest_ids = manifest_ids

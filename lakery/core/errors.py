@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["first_error"]
+from typing import NoReturn
+
+__all__ = ["first_error", "raise_first"]
 
 
 def first_error(error: BaseException) -> BaseException:
@@ -12,3 +14,10 @@ def first_error(error: BaseException) -> BaseException:
         real = [e for e in leaves if isinstance(e, Exception)]
         error = (real or list(leaves))[0]
     return error
+
+
+def raise_first(error: BaseExceptionGroup) -> NoReturn:
+    """Raise the first leaf of a task group's exception group instead of the group, with
+    the leaf's own ``__cause__`` kept (``raise leaf from None`` would erase it)."""
+    leaf = first_error(error)
+    raise leaf from leaf.__cause__

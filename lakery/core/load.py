@@ -28,12 +28,15 @@ from lakery.common.exceptions import LakeryError
 from lakery.common.exceptions import NotFoundError
 from lakery.common.exceptions import SerializationError
 from lakery.common.exceptions import StorableTypeError
+from lakery.core.boundaries import database_calls
 from lakery.core.errors import first_error
+from lakery.core.errors import raise_first
 from lakery.core.future import Future
 from lakery.core.gcpause import gc_paused
 from lakery.core.records import ContentRecord
 from lakery.core.records import ManifestRecord
 from lakery.core.registry import Registry
+from lakery.core.serializer import UNUSABLE_VALUE_ERRORS
 from lakery.core.serializer import Buffer
 from lakery.core.serializer import ColumnarSerializer
 from lakery.core.serializer import Serializer
@@ -224,8 +227,10 @@ class Loader:
                 raise error
 
     async def _load(self) -> None:
-        ids = [_loaded(record, "id") for record in self._records]
-        contents = await self._fetch_contents(ids)
+        count = len(self._records)
+        with database_calls(self._session, f"loading {count} object{'s' * (count != 1)}"):
+            ids = [_loaded(record, "id") for record in self._records]
+            contents = await self._fetch_contents(ids)
         plans = self._plan_all(ids, contents)
         del contents
         await self._load_all(plans)
@@ -320,7 +325,7 @@ class Loader:
                 for part in subsets:
                     group.start_soon(self._read_table, part)
         except BaseExceptionGroup as group_error:
-            raise first_error(group_error) from None
+            raise_first(group_error)
 
     async def _read_values(self, storage_name: str, parts: list[_Part]) -> None:
         try:
@@ -447,7 +452,7 @@ class Loader:
                 serializers[part.serializer_name] = serializer
             try:
                 values[part.key] = serializer.deserialize(data)
-            except (TypeError, ValueError) as exc:
+            except UNUSABLE_VALUE_ERRORS as exc:
                 msg = (
                     f"serializer {part.serializer_name!r} cannot read part {part.key!r} "
                     f"of record {record.id}: {exc}"
@@ -455,7 +460,7 @@ class Loader:
                 raise SerializationError(msg, serializer=part.serializer_name) from exc
         try:
             return plan.unpacker.repack(plan.cls, values, self._registry)
-        except (TypeError, ValueError, KeyError) as exc:
+        except (*UNUSABLE_VALUE_ERRORS, KeyError) as exc:
             msg = f"cannot rebuild {plan.cls.__qualname__} from record {record.id}: {exc}"
             raise SerializationError(msg) from exc
 
@@ -611,7 +616,7 @@ async def _decode(
             close = getattr(rest, "close", None)
             if close is not None:
                 close()
-    except (TypeError, ValueError) as exc:
+    except UNUSABLE_VALUE_ERRORS as exc:
         msg = f"stream serializer {serializer.name!r} cannot read part {part.key!r}: {exc}"
         raise SerializationError(msg, serializer=serializer.name) from exc
 
@@ -683,7 +688,7 @@ def _table_step(step: Any, source: Any, part: _Part, columns: list[str] | None) 
         detail = exc.args[0] if exc.args else exc
         msg = f"part {part.key!r} of record {record_id}: {detail}"
         raise SerializationError(msg, serializer=part.serializer_name) from exc
-    except (TypeError, ValueError) as exc:
+    except UNUSABLE_VALUE_ERRORS as exc:
         msg = (
             f"serializer {part.serializer_name!r} cannot read columns {columns!r} of part "
             f"{part.key!r} of record {record_id}: {exc}"

@@ -20,6 +20,7 @@ from lakery.common.exceptions import SerializationError
 from lakery.common.tags import validate_tags
 from lakery.core.component import Component
 from lakery.core.registry import Registry
+from lakery.core.serializer import UNUSABLE_VALUE_ERRORS
 from lakery.core.serializer import Buffer
 from lakery.core.serializer import Serializer
 from lakery.core.serializer import StreamSerializer
@@ -202,7 +203,7 @@ def _value_part(
             raise NotRegisteredError(msg, kind="serializer", name=type(value).__qualname__)
     try:
         serialized = serializer.serialize(value)
-    except (TypeError, ValueError) as exc:
+    except UNUSABLE_VALUE_ERRORS as exc:
         msg = f"{where}: serializer {serializer.name!r} cannot serialize {describe(value)}: {exc}"
         raise SerializationError(msg, serializer=serializer.name) from exc
     if type(serialized) is bytes:
@@ -298,7 +299,7 @@ async def _encode(
 def _encode_step(step: Any, item: Any, serializer: StreamSerializer[Any]) -> Buffer:
     try:
         return step(item)
-    except (TypeError, ValueError) as exc:
+    except UNUSABLE_VALUE_ERRORS as exc:
         msg = f"stream serializer {serializer.name!r} cannot encode {describe(item)}: {exc}"
         raise SerializationError(msg, serializer=serializer.name) from exc
 

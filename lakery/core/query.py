@@ -52,6 +52,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import StorableTypeError
 from lakery.common.tags import validate_tags
+from lakery.core.boundaries import database_calls
 from lakery.core.records import ContentRecord
 from lakery.core.records import ManifestRecord
 from lakery.core.storable import Storable
@@ -147,7 +148,8 @@ async def find_manifests(
     )
     if with_contents:
         statement = statement.options(selectinload(ManifestRecord.contents))
-    records = list((await session.execute(statement)).scalars().all())
+    with database_calls(session, "finding manifests"):
+        records = list((await session.execute(statement)).scalars().all())
     _detach(session, records)
     return records
 
@@ -173,7 +175,9 @@ async def get_manifests(
         )
         if with_contents:
             statement = statement.options(selectinload(ManifestRecord.contents))
-        for record in (await session.execute(statement)).scalars():
+        with database_calls(session, "getting manifests by id"):
+            rows = (await session.execute(statement)).scalars().all()
+        for record in rows:
             found[record.id] = record
     _detach(session, list(found.values()))
     return found
@@ -205,7 +209,9 @@ async def fetch_contents(
             .where(ContentRecord.manifest_id.in_(ids[start : start + _IN_CHUNK]))
             .order_by(ContentRecord.manifest_id, ContentRecord.content_key)
         )
-        for content in (await session.execute(statement)).scalars():
+        with database_calls(session, "getting content records"):
+            rows = (await session.execute(statement)).scalars().all()
+        for content in rows:
             found[content.manifest_id].append(content)
     for contents in found.values():
         for content in contents:

@@ -28,7 +28,10 @@ from sqlalchemy.orm.attributes import instance_state
 from lakery.common.exceptions import StorableTypeError
 from lakery.common.exceptions import StorageError
 from lakery.common.tags import validate_tags
-from lakery.core.errors import first_error
+from lakery.core.boundaries import commit
+from lakery.core.boundaries import database_calls
+from lakery.core.boundaries import storage_calls
+from lakery.core.errors import raise_first
 from lakery.core.future import Future
 from lakery.core.gcpause import gc_paused
 from lakery.core.parts import Part
@@ -40,6 +43,7 @@ from lakery.core.records import ContentRecord
 from lakery.core.records import ManifestRecord
 from lakery.core.records import utc_now
 from lakery.core.registry import Registry
+from lakery.core.serializer import describe
 from lakery.core.session import discard_before_commit
 from lakery.core.session import has_before_commit
 from lakery.core.session import run_before_commit
@@ -193,7 +197,7 @@ class Saver:
                     await batch_slots.acquire()
                     group.start_soon(self._write_batch, batch, batch_slots)
         except BaseExceptionGroup as group_error:
-            raise first_error(group_error) from None
+            raise_first(group_error)
 
     async def _write_batch(self, batch: list[_Pending], slots: anyio.Semaphore | None) -> None:
         try:
@@ -217,7 +221,7 @@ class Saver:
                     for item, part in streams:
                         group.start_soon(self._write_stream, item, part)
             except BaseExceptionGroup as group_error:
-                raise first_error(group_error) from None
+                raise_first(group_error)
         finally:
             if slots is not None:
                 slots.release()
@@ -242,11 +246,12 @@ class Saver:
                 tags = {**item.tags, **part.tags} if part.tags else item.tags
                 new[part.sha256] = ValueWrite(part.buffers, part.size, part.sha256, tags)
         if new:
-            if bounded:
-                async with self._limiter:
+            with storage_calls(storage, self._saving_what):
+                if bounded:
+                    async with self._limiter:
+                        locators = await storage.put_values(list(new.values()))
+                else:  # the only write of the saver
                     locators = await storage.put_values(list(new.values()))
-            else:  # the only write of the saver
-                locators = await storage.put_values(list(new.values()))
             if len(locators) != len(new):
                 msg = f"storage {storage.name!r} returned {len(locators)} locators for {len(new)}"
                 raise StorageError(msg)
@@ -257,7 +262,8 @@ class Saver:
 
     async def _write_stream(self, item: _Pending, part: StreamPart) -> None:
         async with self._limiter:
-            part.locator = await part.write(tags={**item.tags, **part.tags})
+            with storage_calls(part.storage, lambda: f"saving {describe(item.obj)}"):
+                part.locator = await part.write(tags={**item.tags, **part.tags})
 
     async def _insert_rows(self) -> list[ManifestRecord]:
         now = utc_now()
@@ -294,14 +300,24 @@ class Saver:
                     await anyio.lowlevel.checkpoint()
                     records = _detached_records(rows)
             except BaseExceptionGroup as group_error:
-                raise first_error(group_error) from None
+                raise_first(group_error)
         else:
             records = _detached_records(rows)
-        await self._session.execute(insert(ManifestRecord.__table__), manifests)
-        if contents:
-            await self._session.execute(insert(ContentRecord.__table__), contents)
-        await self._session.commit()
+        with database_calls(self._session, self._saving_what):
+            await self._session.execute(insert(ManifestRecord.__table__), manifests)
+            if contents:
+                await self._session.execute(insert(ContentRecord.__table__), contents)
+        await commit(
+            self._session, self._saving_what, lambda: tuple(row["id"] for row in manifests)
+        )
         return records
+
+    def _saving_what(self) -> str:
+        """What this saver does, for error messages: the objects' count and classes."""
+        names = sorted({type(item.obj).__qualname__ for item in self._pending})
+        shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+        count = len(self._pending)
+        return f"saving {count} object{'s' if count != 1 else ''} ({shown})"
 
 
 def _content_row(

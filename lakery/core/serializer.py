@@ -135,9 +135,17 @@ class StreamSerializer(_BaseSerializer[T], abc.ABC):
         """Return a fresh decoder for one stream."""
 
 
+UNUSABLE_VALUE_ERRORS = (TypeError, ValueError, RecursionError)
+"""What a serializer raises for a value or data it cannot handle (RecursionError: a value
+nested too deeply); lakery reports each as a `SerializationError`."""
+
+
 def describe(value: Any) -> str:
     """A short description of a value for error messages."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:
+        text = "(nested too deeply to show)"
     if len(text) > 80:
         text = text[:77] + "..."
     return f"{type(value).__qualname__} {text}"

@@ -18,6 +18,9 @@ import anyio
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lakery.common.exceptions import ConfigurationError
+from lakery.core.boundaries import database_error
+from lakery.core.boundaries import is_database_failure
+from lakery.core.boundaries import storage_error
 
 __all__ = [
     "add_before_commit",
@@ -106,7 +109,16 @@ def has_before_commit(session: AsyncSession) -> bool:
 async def run_before_commit(session: AsyncSession) -> None:
     """Run the registered hooks, then forget them (on failure they stay, to be discarded)."""
     for hook in list(session.info.get(_HOOKS_KEY, {}).values()):
-        await hook(session)
+        try:
+            await hook(session)
+        except Exception as exc:
+            storage = getattr(hook, "storage", None)
+            doing = "making the blobs of a save durable"
+            if storage is not None and isinstance(exc, OSError):
+                raise storage_error(exc, storage, doing) from exc
+            if is_database_failure(exc):
+                raise database_error(exc, session, doing) from exc
+            raise
     session.info.pop(_HOOKS_KEY, None)
 
 

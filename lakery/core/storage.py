@@ -24,7 +24,7 @@ import anyio.to_thread
 from lakery.common.exceptions import NotFoundError
 from lakery.core.component import Component
 from lakery.core.component import check_component_name
-from lakery.core.errors import first_error
+from lakery.core.errors import raise_first
 from lakery.core.serializer import Buffer
 
 __all__ = [
@@ -224,7 +224,7 @@ async def _run_all(function: Any, items: Sequence[Any]) -> None:
             for index, item in enumerate(items):
                 group.start_soon(function, index, item, limiter)
     except BaseExceptionGroup as group_error:
-        raise first_error(group_error) from None
+        raise_first(group_error)
 
 
 async def _iter_chunks(data: memoryview) -> AsyncIterator[Buffer]:

@@ -88,7 +88,7 @@ def _s3_storage(url: str, endpoint_url: str, region: str) -> Storage:
     except ImportError as exc:
         msg = (
             f"storage_url {url!r} needs lakery.extra.aws, which cannot be imported ({exc}); "
-            "install the extra: pip install 'lakery[aws]'"
+            "install the extra: pip install -e '/path/to/lakery[aws]'"
         )
         raise ConfigurationError(msg) from None
     options: dict[str, str] = {}

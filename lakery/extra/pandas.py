@@ -8,7 +8,8 @@ The index is kept (a default ``RangeIndex`` as metadata, any other index as colu
 dtypes come back as they were — categoricals, timezone-aware datetimes, nullable integers
 and booleans, strings — because pyarrow records pandas' own metadata with the table. A
 column Arrow cannot type (an ``object`` column of mixed Python objects) is refused with
-the column's name. Needs the ``pandas`` extra (``pip install 'lakery[pandas]'``).
+the column's name. Needs the ``pandas`` extra
+(``pip install -e '/path/to/lakery[pandas]'``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     msg = (
         "lakery.extra.pandas needs pandas and pyarrow: install them with "
-        "pip install 'lakery[pandas]'"
+        "pip install -e '/path/to/lakery[pandas]'"
     )
     raise ImportError(msg) from exc
 

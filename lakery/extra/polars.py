@@ -8,7 +8,7 @@ Parquet is written and read by polars itself (zstd, statistics, polars' fixed ro
 size, the same bytes for the same frame: its writer encodes row groups in parallel and
 needs about one row group of memory besides the file). A `LazyFrame` is collected when
 saved and comes back as a `LazyFrame`. Needs the ``polars`` extra
-(``pip install 'lakery[polars]'``).
+(``pip install -e '/path/to/lakery[polars]'``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     msg = (
         "lakery.extra.polars needs polars and pyarrow: install them with "
-        "pip install 'lakery[polars]'"
+        "pip install -e '/path/to/lakery[polars]'"
     )
     raise ImportError(msg) from exc
 

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import LakeryError
 from lakery.common.exceptions import NotRegisteredError
-from lakery.core.errors import first_error
+from lakery.core.errors import raise_first
 from lakery.core.query import ClassFilter
 from lakery.core.query import as_manifest_id
 from lakery.core.query import fetch_contents
@@ -246,7 +246,7 @@ class _Checker:
                 for storage, row in streams:
                     group.start_soon(self._check_stream, storage, row)
         except BaseExceptionGroup as group_error:
-            raise first_error(group_error) from None
+            raise_first(group_error)
 
     def _components(self, row: ContentRecord) -> Storage | None:
         """The part's storage, after checking that its serializer is known too."""

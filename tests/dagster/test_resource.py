@@ -149,7 +149,8 @@ def test_configured_from_run_config(lakery_url: str, tmp_path: Path) -> None:
     config = {"database_url": lakery_url, "storage_url": str(tmp_path / "cfg")}
     result = job.execute_in_process(run_config={"resources": {"lakery": {"config": config}}})
     assert result.success
-    checker = LakeryResource(database_url=lakery_url)
+    # A FileStorage reads only under its own root: the reader names the same one.
+    checker = LakeryResource(database_url=lakery_url, storage_url=str(tmp_path / "cfg"))
     [record] = checker.find(tags={"via": "config"})
     assert checker.load(record).value == "from config"
     checker.close()
@@ -245,3 +246,14 @@ def test_copies_for_a_run_skip_the_config_schema(lakery: LakeryResource) -> None
     assert changed.pool_size == 7 and changed.database_url == lakery.database_url
     from_env = LakeryResource(database_url=dg.EnvVar("LAKERY_TEST_UNSET_URL"))
     assert from_env._has_values({"database_url": "sqlite://"}) is False  # resolved: not a copy
+
+
+def test_dumps_and_reprs_hide_the_database_password(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    url = "postgresql+asyncpg://lakery:pa55word@db.example/lakery"
+    resource = LakeryResource(database_url=url)
+    for shown in (repr(resource), str(resource.model_dump()), resource.model_dump_json()):
+        assert "pa55word" not in shown and "lakery:***@db.example" in shown
+    assert resource.database_url == url  # the attribute keeps what it was given
+    monkeypatch.setenv("LAKERY_TEST_DB", url)
+    from_env = LakeryResource(database_url=dg.EnvVar("LAKERY_TEST_DB"))
+    assert from_env.model_dump()["database_url"] == "LAKERY_TEST_DB"

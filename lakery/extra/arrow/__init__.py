@@ -7,13 +7,17 @@ registry = Registry(modules=["lakery.builtin", "lakery.extra.arrow"])
 `pyarrow.Table` and `pyarrow.RecordBatch` values are then stored as Parquet (zstd, page
 checksums); the Arrow IPC serializers are chosen by name or class. Streams of record
 batches use `ArrowStreamSerializer`. `lakery.extra.pandas` and `lakery.extra.polars`
-build on this module. Needs the ``arrow`` extra (``pip install 'lakery[arrow]'``).
+build on this module. Needs the ``arrow`` extra
+(``pip install -e '/path/to/lakery[arrow]'``).
 """
 
 try:
     import pyarrow  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    msg = "lakery.extra.arrow needs pyarrow: install it with pip install 'lakery[arrow]'"
+    msg = (
+        "lakery.extra.arrow needs pyarrow: install lakery's 'arrow' extra, "
+        "e.g. pip install -e '/path/to/lakery[arrow]'"
+    )
     raise ImportError(msg) from exc
 
 from lakery.extra.arrow.serializers import IpcBatchSerializer

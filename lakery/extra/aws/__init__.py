@@ -10,13 +10,16 @@ registry = Registry(modules=["lakery.builtin"], storages=[s3], default_storage=s
 
 `S3Storage` needs a bucket, so a registry built from this module's `__all__` alone does
 not create one: pass an instance with `Registry(storages=[...])`. Needs the ``aws`` extra
-(``pip install 'lakery[aws]'``).
+(``pip install -e '/path/to/lakery[aws]'``).
 """
 
 try:
     import aiobotocore  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
-    msg = "lakery.extra.aws needs aiobotocore: install it with pip install 'lakery[aws]'"
+    msg = (
+        "lakery.extra.aws needs aiobotocore: install lakery's 'aws' extra, "
+        "e.g. pip install -e '/path/to/lakery[aws]'"
+    )
     raise ImportError(msg) from exc
 
 from lakery.common.exceptions import AccessDeniedError

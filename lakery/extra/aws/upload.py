@@ -38,7 +38,7 @@ from lakery.common.exceptions import AccessDeniedError
 from lakery.common.exceptions import LakeryError
 from lakery.common.exceptions import NotFoundError
 from lakery.common.exceptions import StorageError
-from lakery.core.errors import first_error
+from lakery.core.errors import raise_first
 from lakery.core.serializer import Buffer
 from lakery.core.storage import HashingStream
 from lakery.core.storage import Locator
@@ -227,7 +227,7 @@ async def upload_in_parts(
                     group.start_soon(_send_part, upload, number, body, with_crc32, slots)
                     del body
         except BaseExceptionGroup as group_error:
-            raise first_error(group_error) from None
+            raise_first(group_error)
         await upload.complete()
     except BaseException:
         await upload.abort()
@@ -428,7 +428,7 @@ async def _copy(
                     end = min(start + step, size) - 1
                     group.start_soon(upload.copy, number, source_key, start, end)
         except BaseExceptionGroup as group_error:
-            raise first_error(group_error) from None
+            raise_first(group_error)
         await upload.complete()
     except BaseException:
         await upload.abort()
