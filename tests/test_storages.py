@@ -100,11 +100,14 @@ async def test_file_storage_rejects_path_traversal(tmp_path: Path, key: object) 
         await storage.delete({"root": tmp_path.as_posix(), "key": key})
 
 
-async def test_file_storage_reads_what_it_wrote_after_reconfiguration(tmp_path: Path) -> None:
+async def test_file_storage_reads_only_under_its_own_root(tmp_path: Path) -> None:
     old = FileStorage(tmp_path / "old")
     locator = await old.put_value([b"kept"], size=4, sha256=_sha(b"kept"), tags={})
     new = FileStorage(tmp_path / "new")
-    assert bytes(await new.get_value(locator)) == b"kept"  # via the root in the locator
+    # The file exists under the root the locator names, but that root is not new's.
+    with pytest.raises(NotFoundError, match=r"reads only under its own root") as caught:
+        await new.get_value(locator)
+    assert f"FileStorage(root={(tmp_path / 'old').as_posix()!r})" in str(caught.value)
     # The data moved along with the configuration: found under the new root.
     (tmp_path / "old").rename(tmp_path / "new")
     assert bytes(await new.get_value(locator)) == b"kept"

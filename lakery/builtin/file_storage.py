@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import hashlib
 import itertools
 import os
 import re
+import stat
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -56,6 +58,14 @@ class FileStorage(Storage):
     `_PendingFiles`). The locator records the root it was written under and a key that
     cannot point outside it.
 
+    A storage reads, writes, touches and deletes files under its own `root` only: a
+    locator is always resolved to ``<root>/<key>``, whatever root it names (a moved store
+    keeps working; a record whose blob is only under another root fails with a
+    `NotFoundError` that says which storage to configure). Symbolic links are never
+    followed: one at a content address counts as absent when a save looks for identical
+    content (the save replaces it with a real file) and fails a read with a
+    `StorageError`; a fan-out folder (or ``tmp``) that is a link fails reads and writes.
+
     Args:
         root: the directory to keep files in (created when first needed).
         name: the component name, to register several file storages side by side.
@@ -82,8 +92,12 @@ class FileStorage(Storage):
         self, data: Sequence[Buffer], *, size: int, sha256: str, tags: Mapping[str, str]
     ) -> Locator:
         key = _key_for(sha256)
-        await anyio.to_thread.run_sync(self._write_file, f"{self._root}/{key}", data, size)
+        await anyio.to_thread.run_sync(self._write_one, key, data, size)
         return {"root": self._root, "key": key}
+
+    def _write_one(self, key: str, data: Sequence[Buffer], size: int) -> None:
+        _check_folder(self, key[:2])
+        self._write_file(f"{self._root}/{key}", data, size)
 
     async def put_values(self, writes: Sequence[ValueWrite]) -> list[Locator]:
         """Write many values, one worker-thread call per chunk of them, chunks in parallel.
@@ -101,13 +115,15 @@ class FileStorage(Storage):
             # A small save: write, flush and move its few files into place in one
             # worker-thread call now, rather than deferring them to the commit.
             paths = [f"{root}/{key}" for key in keys]
-            await anyio.to_thread.run_sync(_write_few_durably, paths, writes)
+            await anyio.to_thread.run_sync(self._write_few_durably, keys, paths, writes)
             return [{"root": root, "key": key} for key in keys]
         pending = None
         if session is not None and self.fsync:
             pending = add_before_commit(session, f"lakery.file:{self.root}", self._pending_files)
+        checked: set[str] = set()
 
         def write_chunk(indexes: range) -> None:
+            _check_folders(self, keys, indexes, checked)
             for i in indexes:
                 path, write = f"{root}/{keys[i]}", writes[i]
                 if pending is None:
@@ -121,6 +137,12 @@ class FileStorage(Storage):
 
     def _pending_files(self) -> _PendingFiles:
         return _PendingFiles(self)
+
+    def _write_few_durably(
+        self, keys: list[str], paths: list[str], writes: Sequence[ValueWrite]
+    ) -> None:
+        _check_folders(self, keys, range(len(keys)), set())
+        _write_few_durably(paths, writes)
 
     def _write_file(self, path: str, data: Sequence[Buffer], size: int) -> None:
         """Write `path` durably (temporary file, fsync, rename, fsync of its folder)."""
@@ -137,9 +159,9 @@ class FileStorage(Storage):
 
     async def put_stream(self, stream: HashingStream, *, tags: Mapping[str, str]) -> Locator:
         temp_dir = self.root / "tmp"
-        created = await anyio.to_thread.run_sync(_make_folders, str(temp_dir))
+        created = await anyio.to_thread.run_sync(self._make_temp_folder, str(temp_dir))
         temp = temp_dir / f"{uuid.uuid4().hex}.tmp"
-        file: IO[bytes] = await anyio.to_thread.run_sync(open, temp, "wb")
+        file: IO[bytes] = await anyio.to_thread.run_sync(open, temp, "xb")
         try:
             try:
                 pending: list[Buffer] = []
@@ -161,8 +183,14 @@ class FileStorage(Storage):
             raise
         return {"root": self._root, "key": key}
 
+    def _make_temp_folder(self, folder: str) -> list[str]:
+        created = _make_folders(folder)
+        _check_folder(self, "tmp")
+        return created
+
     def _move_into_place(self, temp: Path, path: Path, created: list[str]) -> None:
         created = created + _make_folders(str(path.parent))
+        _check_folder(self, path.parent.name)
         os.replace(temp, path)
         if self.fsync:
             _sync_folders(_folders_to_sync([str(path)], created))
@@ -176,18 +204,25 @@ class FileStorage(Storage):
 
     async def get_value(self, locator: Locator) -> Buffer:
         path = self._path_of(locator)
-        return await anyio.to_thread.run_sync(_read_file, path, locator)
+        return await anyio.to_thread.run_sync(self._read_one, path, locator)
+
+    def _read_one(self, path: str, locator: Locator) -> Buffer:
+        _check_folder(self, path[-67:-65])
+        return _read_file(path, locator, self)
 
     async def get_values(self, locators: Sequence[Locator]) -> list[Buffer | NotFoundError]:
         """Read small values in chunks, one worker-thread call per chunk, chunks in parallel
-        (each file: open, fstat, one read, close)."""
+        (each file: open, fstat, one read, close; each fan-out folder: one lstat)."""
         paths = [self._path_of(locator) for locator in locators]
         results: list[Buffer | NotFoundError] = [b""] * len(paths)
+        keys = [path[-67:] for path in paths]
+        checked: set[str] = set()
 
         def read_chunk(indexes: range) -> None:
+            _check_folders(self, keys, indexes, checked)
             for i in indexes:
                 try:
-                    results[i] = _read_file(paths[i], locators[i])
+                    results[i] = _read_file(paths[i], locators[i], self)
                 except NotFoundError as exc:
                     results[i] = exc
 
@@ -195,20 +230,44 @@ class FileStorage(Storage):
         return results
 
     async def get_stream(self, locator: Locator) -> AsyncIterator[Buffer]:
-        path = self._path(locator)
-        file = await anyio.to_thread.run_sync(_open_for_reading, path, locator)
+        path = self._path_of(locator)
+        file = await anyio.to_thread.run_sync(self._open_for_reading, path, locator)
         return _iter_file(file)
 
+    def _open_for_reading(self, path: str, locator: Locator) -> IO[bytes]:
+        _check_folder(self, path[-67:-65])
+        fd = _open_blob(path, locator, self)
+        try:
+            return open(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
+
     async def delete(self, locator: Locator) -> None:
-        path = self._path(locator)
-        await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
+        """Remove the file under this storage's root (a link there: the link itself)."""
+        path = self._path_of(locator)
+        await anyio.to_thread.run_sync(self._delete_file, path)
+
+    def _delete_file(self, path: str) -> None:
+        _check_folder(self, path[-67:-65])
+        _remove(path)
 
     def uri(self, locator: Locator) -> str | None:
-        return self._path(locator).as_uri()
+        return Path(self._path_of(locator)).as_uri()
 
     def local_path(self, locator: Locator) -> str | None:
-        """The blob's file (the one reads use)."""
-        return self._path_of(locator)
+        """The blob's file under this storage's root (the one reads use); None where reads
+        would fail with a clear error instead: a symbolic link or another odd file there
+        (or as its folder), or no file while the locator names another root."""
+        path = self._path_of(locator)
+        try:
+            _check_folder(self, path[-67:-65])
+            mode = os.lstat(path).st_mode
+        except StorageError:
+            return None
+        except FileNotFoundError:
+            return path if locator.get("root") in (self._root, None) else None
+        return path if stat.S_ISREG(mode) else None
 
     # -- maintenance ----------------------------------------------------------------------
 
@@ -231,13 +290,22 @@ class FileStorage(Storage):
         looks for it afterwards does not find it and writes it anew.
         """
         path = self._own_path(blob.locator)
-        return await anyio.to_thread.run_sync(delete_if_older, path, older_than.timestamp())
+        return await anyio.to_thread.run_sync(self._delete_if_older, path, older_than.timestamp())
+
+    def _delete_if_older(self, path: Path, cutoff: float) -> bool:
+        _check_folder(self, path.parent.name)
+        return delete_if_older(path, cutoff)
 
     async def delete_leftovers(self, *, older_than: datetime, dry_run: bool = False) -> list[str]:
-        """Remove temporary files of interrupted writes last modified before `older_than`."""
-        return await anyio.to_thread.run_sync(
-            delete_leftovers, self.root, older_than.timestamp(), dry_run
-        )
+        """Remove temporary files of interrupted writes last modified before `older_than`.
+
+        Refused (a `StorageError`) while ``root/tmp`` is a symbolic link: what it points to
+        is not this storage's to clean up."""
+        return await anyio.to_thread.run_sync(self._delete_leftovers, older_than, dry_run)
+
+    def _delete_leftovers(self, older_than: datetime, dry_run: bool) -> list[str]:
+        _check_folder(self, "tmp")
+        return delete_leftovers(self.root, older_than.timestamp(), dry_run)
 
     def _own_path(self, locator: Locator) -> Path:
         """The file of a locator that must be under this storage's own root."""
@@ -248,22 +316,28 @@ class FileStorage(Storage):
             raise StorageError(msg)
         return self.root / key
 
-    def _path(self, locator: Locator) -> Path:
-        """The file for a locator: under the root it was written to, else under this root."""
-        return Path(self._path_of(locator))
-
     def _path_of(self, locator: Locator) -> str:
-        """`_path` as a string (what reads use)."""
+        """The file of a locator: ``<root>/<key>`` under this storage's own root, whatever
+        root the locator names (the file is content addressed, and every read is checked
+        against the record's sha256); a file under another root is never looked at."""
         key = locator.get("key") if isinstance(locator, Mapping) else None
         if type(key) is not str or not _KEY.match(key):
             msg = f"invalid FileStorage locator {locator!r}: the key must be 'ab/<sha256>'"
             raise StorageError(msg)
-        root = locator.get("root")
-        if root != self._root and isinstance(root, str):
-            written_to = (Path(root) / key).as_posix()
-            if os.path.exists(written_to) or not os.path.exists(f"{self._root}/{key}"):
-                return written_to
         return f"{self._root}/{key}"
+
+    def _not_found(self, path: str, locator: Locator) -> NotFoundError:
+        """No file at `path`; if the locator names another root, say how to read there."""
+        root = locator.get("root") if isinstance(locator, Mapping) else None
+        msg = f"no file at {path}"
+        if isinstance(root, str) and root != self._root:
+            msg += (
+                f": the record was written under the root {root!r}, and storage "
+                f"{self.name!r} (root {self._root!r}) reads only under its own root. If the "
+                f"data is there, configure FileStorage(root={root!r}) as storage "
+                f"{self.name!r}, or move its files under {self._root!r}"
+            )
+        return NotFoundError(msg, locator=locator)
 
 
 async def _in_thread_chunks(function: Any, count: int) -> None:
@@ -441,7 +515,75 @@ def _load_syncfs() -> Any:
 _syncfs = _load_syncfs()
 
 _WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
-_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+_READ_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_CLOEXEC", 0)
+    | getattr(os, "O_NOFOLLOW", 0)  # a symbolic link at a content address is not followed
+    | getattr(os, "O_NONBLOCK", 0)  # a named pipe there does not block (no effect on files)
+)
+"""How content files are opened to be read or checked for reuse."""
+_NOT_A_FILE = {errno.ELOOP, errno.EMLINK, errno.ENXIO}
+"""What opening with `_READ_FLAGS` fails with at a symbolic link (ELOOP; EMLINK on some
+BSDs) or a socket (ENXIO)."""
+
+
+def _check_folders(
+    storage: FileStorage, keys: list[str], indexes: range, checked: set[str]
+) -> None:
+    """`_check_folder` for the fan-out folders of ``keys[i]`` not yet in `checked` (one
+    lstat per folder and call, not per file)."""
+    for folder in {keys[i][:2] for i in indexes} - checked:
+        _check_folder(storage, folder)
+        checked.add(folder)
+
+
+def _check_folder(storage: FileStorage, folder: str) -> None:
+    """Refuse a folder right under the root that is a symbolic link (or not a folder):
+    files through it would be outside the root. A missing folder is fine."""
+    path = f"{storage._root}/{folder}"
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(mode):
+        return
+    what = "a symbolic link" if stat.S_ISLNK(mode) else "not a folder"
+    msg = (
+        f"{path} is {what}, not a folder of storage {storage.name!r}: FileStorage reads and "
+        f"writes only under its root {storage._root} and never follows links out of it; "
+        "replace it with a real folder holding its files"
+    )
+    raise StorageError(msg)
+
+
+def _open_blob(path: str, locator: Locator, storage: FileStorage) -> int:
+    """A descriptor on the regular file at `path`, never through a link at `path`."""
+    try:
+        fd = os.open(path, _READ_FLAGS)
+    except FileNotFoundError:
+        raise storage._not_found(path, locator) from None
+    except OSError as exc:
+        if exc.errno in _NOT_A_FILE:
+            raise _not_a_blob(path, "a symbolic link" if os.path.islink(path) else None) from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+    except BaseException:
+        os.close(fd)
+        raise
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _not_a_blob(path, None)
+    return fd
+
+
+def _not_a_blob(path: str, what: str | None) -> StorageError:
+    msg = (
+        f"{path} is {what or 'not a regular file'}, not a blob FileStorage wrote: it is "
+        "not read (FileStorage never follows links out of its root); remove it, and a save "
+        "of the same content writes the file anew"
+    )
+    return StorageError(msg)
 
 
 def _write_temp(path: str, data: Sequence[Buffer], *, sync: bool) -> tuple[str, list[str]]:
@@ -545,11 +687,16 @@ def _holds(path: str, size: int) -> bool:
     to the save that reuses it. A damaged file (other bytes) is not reused: the save
     writes the content anew over it."""
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
         return False
+    except OSError as exc:
+        if exc.errno in _NOT_A_FILE:
+            return False  # a symbolic link (or a socket): written anew, replacing it
+        raise
     try:
-        if os.fstat(fd).st_size != size:
+        info = os.fstat(fd)
+        if info.st_size != size or not stat.S_ISREG(info.st_mode):
             return False
         digest = hashlib.sha256()
         while chunk := os.read(fd, _REHASH_CHUNK):
@@ -559,10 +706,25 @@ def _holds(path: str, size: int) -> bool:
     if digest.hexdigest() != os.path.basename(path):
         return False
     try:
-        os.utime(path)
+        # By path, not by descriptor: garbage collection renames a file aside before it
+        # checks its age again, and the rename must make this fail. Never follows a link
+        # that replaced the file meanwhile.
+        _touch(path)
     except FileNotFoundError:  # garbage collection moved it aside meanwhile
         return False
     return True
+
+
+if os.utime in os.supports_follow_symlinks:
+
+    def _touch(path: str) -> None:
+        os.utime(path, follow_symlinks=False)
+
+else:  # pragma: no cover - platforms without utimensat's AT_SYMLINK_NOFOLLOW
+
+    def _touch(path: str) -> None:
+        if not os.path.islink(path):
+            os.utime(path)
 
 
 _REHASH_CHUNK = 1 << 20
@@ -574,28 +736,26 @@ def _write_all(file: IO[bytes], buffers: list[Buffer]) -> None:
         file.write(buffer)
 
 
-def _open_for_reading(path: Path, locator: Locator) -> IO[bytes]:
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        msg = f"no file at {path}"
-        raise NotFoundError(msg, locator=locator) from None
-
-
 _SMALL_FILE = 1 << 20
 """Files up to this size are read with one read call into bytes; larger ones into a
 preallocated bytearray."""
 
 
-def _read_file(path: str, locator: Locator) -> Buffer:
-    """All the bytes of the file at `path`, also if it grew while being read."""
+def _read_file(path: str, locator: Locator, storage: FileStorage) -> Buffer:
+    """All the bytes of the regular file at `path`, also if it grew while being read."""
     try:
         fd = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
-        msg = f"no file at {path}"
-        raise NotFoundError(msg, locator=locator) from None
+        raise storage._not_found(path, locator) from None
+    except OSError as exc:
+        if exc.errno in _NOT_A_FILE:
+            raise _not_a_blob(path, "a symbolic link" if os.path.islink(path) else None) from None
+        raise
     try:
-        size = os.fstat(fd).st_size
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_a_blob(path, None)
+        size = info.st_size
         if size <= _SMALL_FILE:
             data = os.read(fd, size + 1)
             if len(data) == size:

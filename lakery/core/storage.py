@@ -55,8 +55,10 @@ class Storage(Component, abc.ABC):
 
     Subclasses set a class-level `name` (e.g. ``"lakery.file@v1"``); an instance may be
     given its own name so that two differently configured storages of one type can be
-    registered side by side. A storage must read any locator it ever wrote, whatever its
-    current configuration, so locators carry the bucket, root or prefix they were written to.
+    registered side by side. Locators record the bucket, root or prefix they were written
+    to. `FileStorage` reads only under its own root, whatever root a locator names (and
+    says so when the file is only under that other root); `S3Storage` reads the bucket
+    and key its locator names, so a reconfigured prefix keeps old objects readable.
     """
 
     def __init__(self, *, name: str | None = None) -> None:

@@ -288,6 +288,7 @@ def test_dagster_dev_runs_the_example(dagster_dev: DevServer) -> None:
     lakery = LakeryResource(
         database_url=f"sqlite+aiosqlite:///{server.data_dir / 'lakery.db'}",
         registry_modules=REGISTRY_MODULES,
+        storage_url=(server.data_dir / "files").as_uri(),
     )
     try:
         record = lakery.get(fit_id)
