@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,14 +27,17 @@ from sqlalchemy import event
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from lakery.common.exceptions import ConfigurationError
+from lakery.common.exceptions import DatabaseError
 from lakery.common.sync import at_exit
 from lakery.common.sync import at_fork_in_child
+from lakery.config.database import default_database_url
+from lakery.config.database import normalize_database_url as _normalize_database_url
+from lakery.config.database import redact_url
 from lakery.core.records import BaseRecord
 
 __all__ = [
@@ -51,9 +53,6 @@ __all__ = [
 
 MAX_IDLE_ENGINES = 4
 """Engines that no resource uses any more, kept open for the next run in the process."""
-
-_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
-_ALIASES = {"postgres": "postgresql"}
 
 
 @dataclass(frozen=True)
@@ -77,43 +76,10 @@ class EngineSettings:
         return make_url(self.url).get_backend_name() == "sqlite"
 
 
-def default_database_url() -> str:
-    """``sqlite+aiosqlite:///<DAGSTER_HOME or the working directory>/lakery.db``."""
-    home = os.environ.get("DAGSTER_HOME") or os.getcwd()
-    return f"sqlite+aiosqlite:///{Path(home).expanduser().resolve() / 'lakery.db'}"
-
-
 def normalize_database_url(url: str) -> str:
-    """Check a database URL and give it an async driver (``postgresql://`` becomes
-    ``postgresql+asyncpg://``, ``sqlite://`` becomes ``sqlite+aiosqlite://``)."""
-    if not url:
-        return default_database_url()
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError) as exc:
-        msg = (
-            f"malformed database_url {redact_url(url)!r}: {exc}; use e.g. "
-            "'postgresql+asyncpg://user@host:5432/db' or 'sqlite+aiosqlite:///path/lakery.db'"
-        )
-        raise ConfigurationError(msg) from None
-    backend = _ALIASES.get(parsed.get_backend_name(), parsed.get_backend_name())
-    if "+" not in parsed.drivername and backend in _ASYNC_DRIVERS:
-        parsed = parsed.set(drivername=_ASYNC_DRIVERS[backend])
-    elif backend not in _ASYNC_DRIVERS:
-        msg = (
-            f"database_url {redact_url(url)!r} names the {backend!r} backend; lakery_dagster "
-            "supports 'postgresql+asyncpg://...' and 'sqlite+aiosqlite:///...'"
-        )
-        raise ConfigurationError(msg)
-    return parsed.render_as_string(hide_password=False)
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (safe to print)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparsable database URL>"
+    """`lakery.config.normalize_database_url` with errors that name ``database_url``
+    (empty: `default_database_url`)."""
+    return _normalize_database_url(url, setting="database_url")
 
 
 @dataclass
@@ -304,7 +270,7 @@ async def _check_connection(engine: AsyncEngine, settings: EngineSettings) -> No
             f"cannot connect to the lakery database at {settings.redacted_url}: {reason}; "
             "check LakeryResource.database_url and that the database server is running"
         )
-        raise ConfigurationError(msg) from None
+        raise DatabaseError(msg, database=settings.redacted_url) from exc
 
 
 async def _create_tables(engine: AsyncEngine, settings: EngineSettings) -> None:

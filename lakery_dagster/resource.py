@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import threading
 import uuid
@@ -29,6 +27,7 @@ from lakery.common.exceptions import NotFoundError
 from lakery.common.sync import at_fork_in_child
 from lakery.common.sync import run_async
 from lakery.common.sync import run_sync
+from lakery.config.registry_modules import default_registry_modules
 from lakery.core.query import ClassFilter
 from lakery.core.records import ContentRecord
 from lakery.core.records import ManifestRecord
@@ -45,27 +44,7 @@ __all__ = ["DEFAULT_REGISTRY_MODULES", "LakeryResource"]
 S = TypeVar("S", bound=Storable)
 
 
-def _importable(module: str, *requires: str) -> bool:
-    """Whether `module` and its dependencies are installed and it lists components."""
-    try:
-        if not all(importlib.util.find_spec(name) is not None for name in (module, *requires)):
-            return False
-        return hasattr(importlib.import_module(module), "__all__")
-    except Exception:  # a missing or broken extra is simply left out of the defaults
-        return False
-
-
-_EXTRAS = [
-    ("lakery.extra.pydantic", "pydantic"),
-    ("lakery.extra.numpy", "numpy"),
-    ("lakery.extra.arrow", "pyarrow"),
-    ("lakery.extra.pandas", "pandas"),
-    ("lakery.extra.polars", "polars"),
-]
-DEFAULT_REGISTRY_MODULES: list[str] = [
-    "lakery.builtin",
-    *(module for module, dependency in _EXTRAS if _importable(module, dependency)),
-]
+DEFAULT_REGISTRY_MODULES: list[str] = default_registry_modules()
 """``lakery.builtin`` plus the extras whose dependencies are installed."""
 
 

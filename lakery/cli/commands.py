@@ -6,9 +6,15 @@ import json
 import sys
 from typing import Any
 
+import anyio.to_thread
+
 from lakery.cli.context import Context
+from lakery.cli.lookup import resolve_manifest_id
 from lakery.cli.output import human_bytes
 from lakery.cli.output import table
+from lakery.cli.prompt import confirm
+from lakery.cli.prompt import is_terminal
+from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import LakeryError
 from lakery.core.query import find_manifests
 from lakery.core.query import get_manifests
@@ -38,11 +44,21 @@ def _query(ctx: Context) -> dict[str, Any]:
     }
 
 
+_QUERY_FLAGS = "--tag KEY=VALUE, --class CLASS_ID, --since TIME or --before TIME"
+
+
+def _has_query(ctx: Context) -> bool:
+    args = ctx.args
+    return bool(args.tag or args.class_id or args.since or args.before)
+
+
 def _class_name(ctx: Context, record: ManifestRecord) -> str:
+    """``module.QualName`` of the manifest's class, if registered or imported; else ""."""
     try:
-        return ctx.registry.get_storable(record.class_id).__qualname__
+        cls = ctx.registry.get_storable(record.class_id)
     except LakeryError:
         return ""
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _manifest_dict(ctx: Context, record: ManifestRecord) -> dict[str, Any]:
@@ -99,19 +115,24 @@ async def find(ctx: Context) -> int:
 
 async def show(ctx: Context) -> int:
     async with ctx.session() as session:
-        found = await get_manifests(session, [ctx.args.id], with_contents=True)
+        manifest_id = await resolve_manifest_id(session, ctx.args.id)
+        found = {}
+        if manifest_id is not None:
+            found = await get_manifests(session, [manifest_id], with_contents=True)
     record = next(iter(found.values()), None)
     if record is None:
         sys.stderr.write(f"lakery: no manifest {ctx.args.id}\n")
         return PROBLEMS
+    await ctx.discover_storages(sorted({row.storage_name for row in record.contents}))
     summary = _manifest_dict(ctx, record)
     contents = [_content_dict(ctx, row) for row in record.contents]
     if ctx.json:
         ctx.emit({**summary, "contents": contents})
         return OK
-    for key in ("id", "created_at", "class_id", "class", "unpacker"):
-        if summary[key] is not None:
-            ctx.print(f"{key + ':':12} {summary[key]}")
+    if summary["class"] is None:
+        summary["class"] = "(not registered: add its module with --registry-module)"
+    for key in ("id", "created_at", "class", "class_id", "unpacker"):
+        ctx.print(f"{key + ':':12} {summary[key]}")
     ctx.print(f"{'tags:':12} {json.dumps(record.tags, ensure_ascii=False, sort_keys=True)}")
     rows = [
         (
@@ -134,12 +155,25 @@ async def show(ctx: Context) -> int:
 async def delete(ctx: Context) -> int:
     args = ctx.args
     ids = args.ids or None
+    if ids is None and not _has_query(ctx):
+        msg = f"delete needs manifest ids or a query ({_QUERY_FLAGS}); try --dry-run first"
+        raise ConfigurationError(msg)
+    limit = args.limit or None
+    if _has_query(ctx) and not args.dry_run and not args.yes:
+        ids = await _confirmed_ids(ctx, ids, limit)
+        if ids is None:
+            sys.stderr.write("lakery: nothing deleted\n")
+            return PROBLEMS
+        if not ids:
+            ctx.print("no manifest matches; nothing to delete")
+            return OK
+        limit = None
     async with ctx.session() as session:
         result = await delete_manifests(
             session,
             ids=ids,
             **_query(ctx),
-            limit=args.limit or None,
+            limit=limit,
             dry_run=args.dry_run,
             progress=ctx.progress,
         )
@@ -158,22 +192,57 @@ async def delete(ctx: Context) -> int:
     return PROBLEMS if result.missing else OK
 
 
+async def _confirmed_ids(
+    ctx: Context, ids: list[str] | None, limit: int | None
+) -> list[Any] | None:
+    """The ids of the manifests the query matches, once the user agreed; None if not."""
+    if not is_terminal(ctx.stdin):
+        msg = (
+            "delete by query asks for confirmation, but stdin is not a terminal: check "
+            "with --dry-run, then pass --yes"
+        )
+        raise ConfigurationError(msg)
+    async with ctx.session() as session:
+        dry = await delete_manifests(
+            session, ids=ids, **_query(ctx), limit=limit, dry_run=True, progress=ctx.progress
+        )
+    if not dry.manifests:
+        return []
+    question = (
+        f"delete {len(dry.manifests)} manifest(s) with {dry.contents} part(s) "
+        f"({human_bytes(dry.content_bytes)})?"
+    )
+    stdin = ctx.stdin or sys.stdin
+    agreed = await anyio.to_thread.run_sync(confirm, question, stdin, sys.stderr)
+    return [record.id for record in dry.manifests] if agreed else None
+
+
 async def gc(ctx: Context) -> int:
     args = ctx.args
+    registry = await ctx.discover_storages()
+    skipped = {n: r for n, r in ctx.not_collected.items() if n in registry.storages}
+    for name in args.storage or []:
+        if name in skipped:
+            raise ConfigurationError(f"cannot collect the storage {name!r}: {skipped[name]}")
+    storages = args.storage or [n for n in registry.storages if n not in skipped]
     async with ctx.session() as session:
         report = await collect_garbage(
             session,
-            ctx.registry,
+            registry,
             grace=args.grace,
             delete=args.delete,
-            storages=args.storage or None,
+            storages=storages,
             progress=ctx.progress,
         )
+    if args.storage:
+        skipped = {}
     if ctx.json:
-        ctx.emit(report.to_dict())
+        ctx.emit({**report.to_dict(), "not_collected": skipped})
         return PROBLEMS if report.errors else OK
     mode = "deleting" if args.delete else "dry run"
     ctx.print(f"gc ({mode}): blobs last written before {report.cutoff.isoformat()} are candidates")
+    for name, reason in skipped.items():
+        ctx.print(f"  {name}: not collected: {reason}")
     for s in report.storages:
         if s.skipped:
             ctx.print(f"  {s.storage}: skipped ({s.skipped})")
@@ -199,10 +268,11 @@ async def gc(ctx: Context) -> int:
 
 async def verify(ctx: Context) -> int:
     args = ctx.args
+    registry = await ctx.discover_storages()
     async with ctx.session() as session:
         report = await verify_manifests(
             session,
-            ctx.registry,
+            registry,
             manifests=args.ids or None,
             **_query(ctx),
             sample=args.sample,

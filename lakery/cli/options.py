@@ -1,4 +1,7 @@
-"""Parsing the command line's values: tags, times, durations, storages, database URLs."""
+"""Parsing the command line's values: tags, times, durations, storages.
+
+Database URLs are checked by `lakery.config.database`, shared with `lakery_dagster`.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +11,20 @@ from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
 from lakery.common.exceptions import ConfigurationError
 from lakery.core.component import check_component_name
 from lakery.core.storage import Storage
 from lakery.core.storage_url import storage_from_url
 
 __all__ = [
-    "normalize_database_url",
     "parse_duration",
     "parse_storage",
     "parse_tag",
     "parse_time",
-    "redact_url",
 ]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 
 
 def parse_tag(text: str) -> tuple[str, str]:
@@ -74,29 +71,3 @@ def parse_storage(text: str, *, s3_endpoint_url: str = "", s3_region: str = "") 
     if name is not None:
         storage.name = check_component_name(name, owner="--storage-url")
     return storage
-
-
-def normalize_database_url(url: str) -> str:
-    """Check a database URL and give it an async driver (``postgresql://`` becomes
-    ``postgresql+asyncpg://``, ``sqlite:///`` becomes ``sqlite+aiosqlite:///``)."""
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        msg = (
-            f"malformed database URL {redact_url(url)!r}; use e.g. "
-            "'postgresql+asyncpg://user@host:5432/db' or 'sqlite+aiosqlite:///path/lakery.db'"
-        )
-        raise ConfigurationError(msg) from None
-    backend = parsed.get_backend_name()
-    backend = "postgresql" if backend == "postgres" else backend
-    if "+" not in parsed.drivername and backend in _ASYNC_DRIVERS:
-        parsed = parsed.set(drivername=_ASYNC_DRIVERS[backend])
-    return parsed.render_as_string(hide_password=False)
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (safe to print)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparsable database URL>"

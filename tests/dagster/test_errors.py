@@ -13,7 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from lakery import ConfigurationError
+from lakery import DatabaseError
 from lakery import NotRegisteredError
+from lakery import SerializationError
 from lakery import StorableTypeError
 from lakery.builtin import StorableValue
 from lakery_dagster import LakeryIOManager
@@ -47,6 +49,23 @@ def test_non_storable_output(lakery: LakeryResource, resources: dict) -> None:
     assert "asset 'opaque'" in message and "Opaque" in message
     assert "StorableValue" in message and "registry_modules" in message
     assert "never pickles" in message
+    assert _count(lakery) == 0
+
+
+def test_output_nested_too_deeply_is_a_serialization_error(
+    lakery: LakeryResource, resources: dict
+) -> None:
+    @dg.asset
+    def deep() -> list:
+        value: list = []
+        for _ in range(100_000):
+            value = [value]
+        return value
+
+    error = _fails([deep], resources)
+    assert isinstance(error, SerializationError)
+    assert isinstance(error.__cause__, RecursionError)
+    assert any("nothing of" in note for note in getattr(error, "__notes__", []))
     assert _count(lakery) == 0
 
 
@@ -122,7 +141,8 @@ def test_unreachable_database(tmp_path: Path) -> None:
         return 1
 
     error = _fails([value], {"io_manager": LakeryIOManager(lakery=lakery)})
-    assert isinstance(error, ConfigurationError)
+    assert isinstance(error, DatabaseError) and error.__cause__ is not None
+    assert error.database == "postgresql+asyncpg://someone:***@127.0.0.1:9/nowhere"
     assert "cannot connect" in str(error) and "127.0.0.1:9" in str(error)
     assert "hunter2" not in str(error) and "***" in str(error)
     assert "hunter2" not in repr(lakery)

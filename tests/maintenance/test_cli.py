@@ -84,7 +84,7 @@ async def test_delete_gc_verify(cli: Cli, files: FileStorage) -> None:
     dry = await cli.json("delete", "--tag", "batch=b", "--dry-run")
     assert dry["dry_run"] and len(dry["manifests"]) == 2 and dry["deleted"] == 0
     assert len(await cli.json("find")) == 5
-    done = await cli.json("delete", "--tag", "batch=b")
+    done = await cli.json("delete", "--tag", "batch=b", "--yes")
     assert done["deleted"] == 2 and done["contents"] == 4
     status, out, _ = await cli("delete", "00000000-0000-0000-0000-000000000001")
     assert status == 1 and "not found" in out
