@@ -26,6 +26,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 from typing import TextIO
+from urllib.parse import urlsplit
+from urllib.parse import urlunsplit
 
 import dagster as dg
 
@@ -291,6 +293,8 @@ def _print_locations(
     print(f"  dagster   {outcome.dagster_home}", file=out)
     print("\nBrowse the assets, their lineage and metadata in the Dagster UI:", file=out)
     print(f"  {ui_command(settings, outcome.dagster_home)}", file=out)
+    if any(_redacted(v) != v for v in settings.lakery_env.values()):
+        print("  (the password is shown as ***: put the real one in its place)", file=out)
     print("  then open http://127.0.0.1:3000", file=out)
     if find_spec("dagster_webserver") is None:
         print(
@@ -300,15 +304,34 @@ def _print_locations(
 
 
 def ui_command(settings: ExampleSettings, dagster_home: Path) -> str:
-    """The shell command that opens this data in the Dagster UI (from the repository root)."""
+    """The shell command that opens this data in the Dagster UI (from the repository root).
+
+    It sets every ``LAKERY_*`` variable this run was given, so that runs launched from the
+    UI write to the same database and storage; a password in a URL shows as ``***``.
+    """
     root = Path(__file__).resolve().parents[1]
     env = [f"DAGSTER_HOME={_shell_path(dagster_home, root)}"]
     if settings.data_dir != DEFAULT_DATA_DIR:
         env.insert(0, f"{DATA_DIR_ENV}={_shell_path(settings.data_dir, root)}")
+    env += [f"{k}={shlex.quote(_redacted(v))}" for k, v in settings.lakery_env.items()]
     command = f"{' '.join(env)} .venv/bin/dagster dev -m example_project"
     if Path.cwd().resolve() != root:
         command = f"cd {shlex.quote(str(root))} && {command}"
     return command
+
+
+def _redacted(url: str) -> str:
+    """`url` as given, but with its password (if any) replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return url
+    if not password:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    name = user.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
 
 
 def _shell_path(path: Path, root: Path) -> str:

@@ -51,6 +51,7 @@ class ExampleSettings:
         database_from_env: whether `database_url` came from the environment (then the
             resources read it with ``dg.EnvVar`` so that it never shows in the UI).
         published_storage_url: where `forecast_release` is written (``s3://...`` or files).
+        storage_from_env: whether `published_storage_url` came from ``LAKERY_STORAGE_URL``.
         s3_endpoint_url: endpoint of an S3-compatible server, or empty.
         s3_region: region of the bucket, or empty.
     """
@@ -61,6 +62,7 @@ class ExampleSettings:
     published_storage_url: str
     s3_endpoint_url: str = ""
     s3_region: str = ""
+    storage_from_env: bool = False
 
     @classmethod
     def from_env(
@@ -71,14 +73,27 @@ class ExampleSettings:
         folder = data_dir or Path(env.get(DATA_DIR_ENV) or DEFAULT_DATA_DIR)
         folder = folder.expanduser().resolve()
         database = env.get(DATABASE_ENV, "").strip()
+        storage = env.get(STORAGE_ENV, "").strip()
         return cls(
             data_dir=folder,
             database_url=database or f"sqlite+aiosqlite:///{folder / 'lakery.db'}",
             database_from_env=bool(database),
-            published_storage_url=env.get(STORAGE_ENV, "").strip() or str(folder / "published"),
+            published_storage_url=storage or str(folder / "published"),
             s3_endpoint_url=env.get(S3_ENDPOINT_ENV, "").strip(),
             s3_region=env.get(S3_REGION_ENV, "").strip(),
+            storage_from_env=bool(storage),
         )
+
+    @property
+    def lakery_env(self) -> dict[str, str]:
+        """The ``LAKERY_*`` variables (but the data folder) that this run was given."""
+        given = {
+            DATABASE_ENV: self.database_url if self.database_from_env else "",
+            STORAGE_ENV: self.published_storage_url if self.storage_from_env else "",
+            S3_ENDPOINT_ENV: self.s3_endpoint_url,
+            S3_REGION_ENV: self.s3_region,
+        }
+        return {name: value for name, value in given.items() if value}
 
     @property
     def files_dir(self) -> Path:

@@ -37,6 +37,8 @@ what was loaded to the annotated library.
 
 from __future__ import annotations
 
+import types
+import typing
 import uuid
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
@@ -46,8 +48,11 @@ from typing import NamedTuple
 from dagster import AssetKey
 from dagster import AssetRecordsFilter
 from dagster import DagsterEventType
+from dagster import DagsterInvariantViolationError
 from dagster import IdentityPartitionMapping
 from dagster import InputContext
+from dagster import LastPartitionMapping
+from dagster import TimeWindowPartitionMapping
 
 from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import NotFoundError
@@ -64,6 +69,7 @@ from lakery_dagster.run_outputs import output_key
 from lakery_dagster.run_outputs import recall
 from lakery_dagster.shapes import Layout
 from lakery_dagster.shapes import Stored
+from lakery_dagster.shapes import restore_type
 from lakery_dagster.tables import concat_partitions
 from lakery_dagster.tables import convert_input
 from lakery_dagster.tables import input_annotation
@@ -121,16 +127,34 @@ def load_input(context: InputContext, resource: LakeryResource) -> tuple[Any, di
         for key, manifest_id in _layout(chosen).items
     }
     annotation = input_annotation(context)
-    if partitions is not None and concat:
+    return _shaped(context, metadata, partitions, values, annotation, concat), lineage
+
+
+def _shaped(
+    context: InputContext,
+    metadata: Mapping[str, Any],
+    partitions: list[str] | None,
+    values: Mapping[str | None, Any],
+    annotation: Any,
+    concat: bool,
+) -> Any:
+    """The loaded values as the input gets them: one value, a mapping, or one table.
+
+    As Dagster's `UPathIOManager`: no upstream partition gives None, one its value,
+    several ``{partition_key: value}`` (see `_as_mapping` for when one or none is a mapping).
+    """
+    where = _describe(context)
+    as_mapping = partitions is not None and _as_mapping(context, metadata, partitions, annotation)
+    if partitions is not None and concat and partitions:
         found = {p: values[p] for p in partitions if p in values}
         table = concat_partitions(found, partition_order(context, partitions), where)
-        return convert_input(table, annotation, where), lineage
-    if partitions is not None and _as_mapping(context, metadata, partitions):
+        return convert_input(table, annotation, where)
+    if partitions is not None and as_mapping:
         found = {p: values[p] for p in partitions if p in values}
-        return convert_input(found, annotation, where), lineage
+        return convert_input(found, annotation, where)
     if not values:
-        return None, lineage  # the only partition is missing and allowed to be
-    return convert_input(next(iter(values.values())), annotation, where), lineage
+        return None  # no upstream partition, or the only one is missing and allowed to be
+    return convert_input(next(iter(values.values())), annotation, where)
 
 
 Selected = Stored | Layout
@@ -160,7 +184,8 @@ def _select(
     rest = [p for p in wanted if p not in found]
     if not rest:
         return found
-    if not context.has_asset_key:
+    if not context.has_asset_key or not _has_instance(context):
+        # An op output, or a unit test's build_input_context(): lakery's newest manifest.
         found.update(_newest_by_tags(resource, base, rest))
         return found
     found.update(_latest(context, resource, rest, where))
@@ -469,16 +494,21 @@ def _load_selected(
         items = []
         for key, _ in layout.items:
             manifest_id, obj = next(loaded)
-            if records[manifest_id].tags.get(WRAPPED) == "true":
+            tags = records[manifest_id].tags
+            if tags.get(WRAPPED) == "true":
                 obj = getattr(obj, "value", obj)
-            items.append((key, obj))
-        if layout.kind == "single":
-            values[partition] = items[0][1]
-        elif layout.kind == "list":
-            values[partition] = [obj for _, obj in items]
-        else:
-            values[partition] = dict(items)
+            items.append((key, obj, tags))
+        values[partition] = _rebuild(layout, items)
     return values
+
+
+def _rebuild(layout: Layout, items: list[tuple[str, Any, Mapping[str, str]]]) -> Any:
+    """One saved output from its loaded items ``(key, object, manifest tags)``."""
+    if layout.kind == "single":
+        return restore_type(items[0][1], items[0][2])
+    if layout.kind == "list":
+        return restore_type([obj for _, obj, _ in items], items[0][2] if items else {})
+    return {key: obj for key, obj, _ in items}
 
 
 def _layout(chosen: Selected) -> Layout:
@@ -514,29 +544,69 @@ def _partitioned(context: InputContext) -> bool:
         return False
 
 
-def _as_mapping(context: InputContext, metadata: Mapping[str, Any], partitions: list[str]) -> bool:
-    """Whether partitions load as ``{partition_key: value}`` (else the one value itself)."""
+def _as_mapping(
+    context: InputContext, metadata: Mapping[str, Any], partitions: list[str], annotation: Any
+) -> bool:
+    """Whether partitions load as ``{partition_key: value}`` (else the one value, or None).
+
+    ``lakery/as_mapping`` decides when set. Otherwise, as Dagster's `UPathIOManager`, only
+    several upstream partitions make a mapping, with two exceptions for none or one: a
+    single-run asset (its body takes ranges), and an input annotated as a ``dict`` /
+    ``Mapping`` whose partition mapping can give several partitions (a time window, all
+    partitions, a static mapping; not the same or the previous partition, whose value may
+    itself be a dict).
+    """
     override = metadata.get(AS_MAPPING_METADATA)
     if override is not None:
         return bool(override)
-    if len(partitions) != 1:
+    if len(partitions) > 1:
         return True
+    assets_def = _assets_def(context)
+    if assets_def is not None and _is_single_run(assets_def):
+        return True
+    return _is_mapping_type(annotation) and not _one_to_one(context, assets_def)
+
+
+def _assets_def(context: InputContext) -> Any:
     try:
-        step = context.step_context
-        assets_def = step.assets_def
+        return context.step_context.assets_def
     except Exception:
-        return False
-    if assets_def is None:
-        return False
+        return None
+
+
+def _is_single_run(assets_def: Any) -> bool:
     policy = assets_def.backfill_policy
-    if policy is not None and policy.policy_type.value == "SINGLE_RUN":
-        return True  # single-run assets get {partition_key: value} however many partitions
-    if not step.has_partition_key and not step.has_partition_key_range:
-        return True  # an unpartitioned asset over a partitioned upstream
+    return policy is not None and policy.policy_type.value == "SINGLE_RUN"
+
+
+def _is_mapping_type(annotation: Any) -> bool:
+    """``dict``, ``Mapping``, ``dict[str, X]``, also inside ``Optional[...]``."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return len(args) == 1 and _is_mapping_type(args[0])
+    origin = typing.get_origin(annotation) or annotation
+    return isinstance(origin, type) and issubclass(origin, Mapping)
+
+
+def _one_to_one(context: InputContext, assets_def: Any) -> bool:
+    """Whether the input's partition mapping gives at most one upstream partition."""
+    if assets_def is None or assets_def.partitions_def is None:
+        return False  # unknown (no step), or an unpartitioned asset over every partition
     mapping = assets_def.get_partition_mapping(context.asset_key)
-    if mapping is not None:
-        return not isinstance(mapping, IdentityPartitionMapping)
-    return assets_def.partitions_def != context.asset_partitions_def
+    same = assets_def.partitions_def == context.asset_partitions_def
+    if mapping is None:
+        return same  # Dagster's default between equal partitions: the same partition
+    if isinstance(mapping, TimeWindowPartitionMapping):
+        return same and mapping.start_offset == mapping.end_offset
+    return isinstance(mapping, IdentityPartitionMapping | LastPartitionMapping)
+
+
+def _has_instance(context: InputContext) -> bool:
+    """False for a context built without an instance (`build_input_context` in a test)."""
+    try:
+        return context.instance is not None
+    except DagsterInvariantViolationError:
+        return False
 
 
 def _label(partition: str | None, key: str) -> str:

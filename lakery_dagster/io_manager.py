@@ -81,7 +81,8 @@ class LakeryIOManager(ConfigurableIOManager):
     transaction. Plain values with a registered serializer (dicts, lists, numbers, strings,
     numpy arrays with ``lakery.extra.numpy``) are wrapped in `StorableValue` and unwrapped
     on load; a non-empty dict or list of storables is saved one manifest per item and loads
-    back in the same shape. Nothing is pickled. A run over several partitions
+    back in the same shape. A tuple is saved as a list and loads back as a tuple. Nothing
+    is pickled. A run over several partitions
     (``BackfillPolicy.single_run()``) returns ``{partition_key: value}``: one bulk save,
     one manifest (and one materialization with its own metadata) per partition.
 
@@ -97,7 +98,9 @@ class LakeryIOManager(ConfigurableIOManager):
     upstream's latest materialization of each partition recorded; ``AssetIn(metadata=...)``
     can pin ``lakery/manifest_id``, ``lakery/run_id`` or ``lakery/match_tags``, and
     ``lakery/allow_missing`` lets partitions that were never saved be left out. Several
-    upstream partitions load as ``{partition_key: value}``.
+    upstream partitions load as ``{partition_key: value}``, one as its value and none as
+    None (as Dagster's ``UPathIOManager``; ``dict`` annotations and ``lakery/as_mapping``
+    can ask for a mapping, see `lakery_dagster.inputs`).
 
     Example:
         ```python

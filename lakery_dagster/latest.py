@@ -49,6 +49,7 @@ from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import JSON
 
+from lakery.core.boundaries import database_calls
 from lakery.core.gcpause import gc_paused
 from lakery.core.records import ContentRecord
 from lakery.core.records import ManifestRecord
@@ -317,8 +318,9 @@ async def _fetch(
     Built without the ORM's identity map (which costs more than the query for hundreds
     of manifests).
     """
-    connection = await session.connection()
-    rows = (await connection.execute(statement, dict(parameters))).all()
+    with database_calls(session, "looking up stored Dagster outputs"):
+        connection = await session.connection()
+        rows = (await connection.execute(statement, dict(parameters))).all()
     configure_mappers()
     width = len(_MANIFEST_COLUMNS)
     records: dict[uuid.UUID, ManifestRecord] = {}

@@ -21,6 +21,7 @@ from lakery_dagster.metadata import data_version_of
 from lakery_dagster.metadata import materialization_metadata
 from lakery_dagster.run_outputs import output_key
 from lakery_dagster.run_outputs import remember
+from lakery_dagster.shapes import VALUE_TYPE
 from lakery_dagster.shapes import Layout
 from lakery_dagster.shapes import Shape
 from lakery_dagster.shapes import Stored
@@ -70,6 +71,8 @@ def save_output(
             shape_tags.update(partition_tags(partition, dimensions))
         if shape.kind != "single":
             shape_tags.update({COLLECTION: shape.kind, COLLECTION_ID: uuid.uuid4().hex})
+        if shape.value_type:
+            shape_tags[VALUE_TYPE] = shape.value_type
         for entry in shape.entries:
             tags = dict(shape_tags)
             if shape.kind != "single":
@@ -170,7 +173,7 @@ def _remember(
             asset_key=asset_key,
             partition=partition,
             step_key=context_attribute(context, "step_key"),
-            output_name=context.name,
+            output_name=context_attribute(context, "name"),
             mapping_key=context.mapping_key,
         )
         stored = Stored(layouts[partition], tuple(record for _, record in items))
@@ -251,7 +254,9 @@ def _context_tags(context: OutputContext) -> dict[str, str]:
         value = context_attribute(context, attribute)
         if value:
             tags[tag] = str(value)
-    tags[OUTPUT] = context.name
+    name = context_attribute(context, "name")  # unset in build_output_context(asset_key=...)
+    if name:
+        tags[OUTPUT] = str(name)
     if context.mapping_key:
         tags[MAPPING_KEY] = context.mapping_key
     code_version = _code_version(context)

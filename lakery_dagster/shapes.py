@@ -6,6 +6,11 @@ An output is saved as one of three *layouts*, recorded in the materialization me
 - ``single``: one storable (a plain value is wrapped in `StorableValue`);
 - ``mapping``: a non-empty mapping of str keys to storables, one manifest per item;
 - ``list``: a non-empty list or tuple of storables, one manifest per item.
+
+A tuple is saved as a list (plain values: one JSON list; storables: a ``list``
+collection) whose manifests are tagged ``lakery/value_type: tuple``, so that it loads back
+as a tuple whatever the input's annotation. Only the outermost tuple is restored: tuples
+nested in a plain value (in a list or dict) come back as lists, as JSON has them.
 """
 
 from __future__ import annotations
@@ -23,9 +28,22 @@ from lakery.core.registry import Registry
 from lakery.core.serializer import describe
 from lakery.core.storable import Storable
 
-__all__ = ["Entry", "Layout", "Shape", "Stored", "plan_value"]
+__all__ = [
+    "TUPLE",
+    "VALUE_TYPE",
+    "Entry",
+    "Layout",
+    "Shape",
+    "Stored",
+    "plan_value",
+    "restore_type",
+]
 
 Kind = Literal["single", "mapping", "list"]
+
+VALUE_TYPE = "lakery/value_type"
+"""Manifest tag: the Python type an output had when it was saved as another (``tuple``)."""
+TUPLE = "tuple"
 
 
 @dataclass
@@ -43,6 +61,8 @@ class Shape:
 
     kind: Kind
     entries: list[Entry] = field(default_factory=list)
+    value_type: str | None = None
+    """``"tuple"`` for a tuple saved as a list (the `VALUE_TYPE` tag of its manifests)."""
 
     @property
     def plain_value(self) -> Any:
@@ -103,6 +123,10 @@ def plan_value(value: Any, registry: Registry, *, where: str) -> Shape:
     """
     if isinstance(value, Storable):
         return Shape("single", [Entry("", value)])
+    if type(value) is tuple:  # not a NamedTuple: its field names would be lost
+        shape = plan_value(list(value), registry, where=where)
+        shape.value_type = TUPLE
+        return shape
     if isinstance(value, Mapping) and value and _all_storable(value.values(), where):
         bad = [k for k in value if not isinstance(k, str) or not k]
         if bad:
@@ -115,6 +139,13 @@ def plan_value(value: Any, registry: Registry, *, where: str) -> Shape:
     if isinstance(value, list | tuple) and value and _all_storable(value, where):
         return Shape("list", [Entry(str(i), v) for i, v in enumerate(value)])
     return Shape("single", [Entry("", _wrap(value, registry, where), wrapped=True)])
+
+
+def restore_type(value: Any, tags: Mapping[str, str]) -> Any:
+    """`value` loaded from manifests with `tags`, as the type it was saved from."""
+    if tags.get(VALUE_TYPE) == TUPLE and isinstance(value, list):
+        return tuple(value)
+    return value
 
 
 def _all_storable(values: Any, where: str) -> bool:
@@ -131,7 +162,7 @@ def _all_storable(values: Any, where: str) -> bool:
 
 
 _HINTS = {
-    library: f" (for {what} add {module!r}: pip install 'lakery[{extra}]')"
+    library: f" (for {what} add {module!r}: pip install -e '/path/to/lakery[{extra}]')"
     for library, what, module, extra in [
         ("numpy", "numpy arrays", "lakery.extra.numpy", "numpy"),
         ("pyarrow", "pyarrow Tables and RecordBatches", "lakery.extra.arrow", "arrow"),

@@ -18,6 +18,7 @@ tag                                value
 ``lakery/collection_id``           shared by the items of one collection
 ``lakery/collection_key``          the item's key (mapping) or index (list)
 ``lakery/wrapped``                 ``true`` when a plain value was wrapped in StorableValue
+``lakery/value_type``              ``tuple`` for a tuple output (stored as a list)
 =================================  ==================================================
 
 User tags come from the ``lakery/tags`` entry of the asset's or output's metadata

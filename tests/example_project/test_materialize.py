@@ -28,11 +28,13 @@ from example_project.assets import DAYS
 from example_project.assets import WINDOW_DAYS
 from example_project.definitions import REGISTRY_MODULES
 from example_project.definitions import build_defs
+from example_project.settings import ExampleSettings
 from example_project.storables import ReadingsArchive
 from example_project.storables import SiteReport
 from example_project.tables import SUMMARY_COLUMNS
 from example_project.tables import readings_frame
 from example_project.tables import sensor_summary
+from lakery import NotFoundError
 from lakery.core.records import ManifestRecord
 from lakery_dagster import LakeryResource
 from tests.example_project.conftest import ExampleEnv
@@ -62,10 +64,15 @@ def test_whole_example_materializes_and_loads_back(
         registry_modules=REGISTRY_MODULES,
         storage_url=settings.files_dir.as_uri(),
     )
+    published = LakeryResource(
+        database_url=settings.database_url,
+        registry_modules=REGISTRY_MODULES,
+        storage_url=settings.published_storage_url,
+    )
     try:
         with dg.DagsterInstance.get() as instance:
             latest = latest_materializations(instance)
-            loaded = load_through_lakery(files, latest)
+            loaded = load_through_lakery(files, published, latest)
             check_values(loaded)
             check_lineage(files, latest)
             check_io_managers(instance, loaded)
@@ -76,6 +83,7 @@ def test_whole_example_materializes_and_loads_back(
             check_rerun_stores_nothing_new(example_env, files, versions)
     finally:
         files.close()
+        published.close()
 
 
 def check_runner_output(text: str, env: ExampleEnv) -> None:
@@ -112,14 +120,20 @@ def manifest_id(materialization: Any) -> str:
 
 
 def load_through_lakery(
-    files: LakeryResource, latest: dict[tuple[str, str | None], Any]
+    files: LakeryResource, published: LakeryResource, latest: dict[tuple[str, str | None], Any]
 ) -> dict[tuple[str, str | None], tuple[ManifestRecord, Any]]:
-    """Every manifest, loaded in one bulk load (content sizes and hashes are verified)."""
+    """Every manifest, loaded in bulk by the resource whose storage holds it (content sizes
+    and hashes are verified)."""
     keys = sorted(latest, key=lambda k: (k[0], k[1] or ""))
     records = [files.get(manifest_id(latest[k])) for k in keys]
-    # The release is on the published storage: a local folder in these tests, which the
-    # files resource can read too (file locators carry their root).
-    objects = files.load_many(records)
+    # The release is on the published storage (a local folder in these tests): only a
+    # storage with that root reads it, the files storage refuses to look outside its own.
+    release = keys.index(("forecast_release", None))
+    with pytest.raises(NotFoundError, match="reads only under its own root"):
+        files.load(records[release])
+    others = [r for i, r in enumerate(records) if i != release]
+    objects = files.load_many(others)
+    objects.insert(release, published.load(records[release]))
     for (asset, partition), record in zip(keys, records, strict=True):
         assert record.tags["dagster/asset_key"] == asset
         assert record.tags.get("dagster/partition") == partition
@@ -286,6 +300,29 @@ def test_runner_help_and_ui_command(database_url: str, example_env: ExampleEnv) 
     with pytest.raises(SystemExit) as exited:
         run.main(["--help"], out=io.StringIO())
     assert exited.value.code == 0
+
+
+def test_ui_command_sets_the_lakery_environment(tmp_path: Path) -> None:
+    """Runs launched from the UI must use the database and storage this run used."""
+    environ = {
+        "LAKERY_DATABASE_URL": "postgresql+asyncpg://me:s3cret@db.example:5432/lakery",
+        "LAKERY_STORAGE_URL": "s3://bucket/with space",
+        "LAKERY_S3_REGION": "eu-west-1",
+    }
+    settings = ExampleSettings.from_env(environ, data_dir=tmp_path / "data")
+    command = run.ui_command(settings, tmp_path / "home")
+    assert "s3cret" not in command
+    assert "LAKERY_DATABASE_URL='postgresql+asyncpg://me:***@db.example:5432/lakery' " in command
+    assert "LAKERY_STORAGE_URL='s3://bucket/with space' " in command
+    assert "LAKERY_S3_REGION=eu-west-1 " in command
+    assert "LAKERY_S3_ENDPOINT_URL" not in command
+    assert command.endswith(".venv/bin/dagster dev -m example_project")
+    # Without a password the URL is given as it is; without the variables, nothing is added.
+    environ["LAKERY_DATABASE_URL"] = "postgresql+asyncpg://postgres@127.0.0.1:5432/lakery"
+    command = run.ui_command(ExampleSettings.from_env(environ), tmp_path / "home")
+    assert f"LAKERY_DATABASE_URL={environ['LAKERY_DATABASE_URL']} " in command
+    command = run.ui_command(ExampleSettings.from_env({}), tmp_path / "home")
+    assert "LAKERY_" not in command.replace("LAKERY_EXAMPLE_DIR", "")
 
 
 def test_runner_stops_at_the_first_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
