@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv (Python >= 3.11) and installs lakery with every extra and the test tools.
+# Creates .venv (Python >= 3.11) and installs lakery with every extra and the test tools
+# (the `dev` dependency group).
 # Re-installs only when pyproject.toml changed. Used by scripts/example.sh and scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,10 @@ stamp=.venv/.lakery-installed
 wanted=$(sha256sum pyproject.toml | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   echo "Installing lakery and its dependencies into .venv ..." >&2
-  .venv/bin/python -m pip install --quiet --disable-pip-version-check uv
-  .venv/bin/python -m uv pip install --quiet --python .venv/bin/python -e '.[dev]'
+  # uv 0.6.7 is the first with `uv pip install --group` (PEP 735 dependency groups).
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check 'uv>=0.6.7'
+  # lakery with every extra, editable, plus the `dev` group of pyproject.toml (the test,
+  # lint and docs tools; read from ./pyproject.toml).
+  .venv/bin/python -m uv pip install --quiet --python .venv/bin/python -e '.[all]' --group dev
   echo "$wanted" >"$stamp"
 fi

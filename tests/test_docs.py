@@ -8,6 +8,8 @@ a notebook (top-level `await` allowed), on the embedded default (SQLite, local f
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
 import sys
 import warnings
@@ -71,3 +73,40 @@ def test_site_builds(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "reference" / "index.html").exists()
+
+
+INSTALL = re.compile(r"\b(?:pip3?|uv pip) install\b([^`\n]*)|\buv add\b([^`\n]*)")
+FROM_INDEX = re.compile(r"lakery(\[[^\]]*\])?([<>=!~].*)?", re.I)
+
+
+def index_installs(text: str) -> list[str]:
+    """The install commands in `text` that fetch lakery by name from the package index
+    (where "lakery" is an unrelated project), not from a checkout or a built wheel."""
+    found = []
+    for match in INSTALL.finditer(text):
+        arguments = (match.group(1) or match.group(2) or "").split(" #")[0]
+        try:
+            words = shlex.split(arguments)
+        except ValueError:
+            words = arguments.split()
+        for i, word in enumerate(words):
+            if FROM_INDEX.fullmatch(word) and words[i + 1 : i + 2] != ["@"]:
+                found.append(match.group(0).strip())
+    return found
+
+
+def test_index_installs_are_recognized() -> None:
+    assert index_installs("Install with `pip install 'lakery[dagster]'`.")
+    assert index_installs('`uv pip install -U "lakery[aws]>=0.1"` or `uv add lakery`')
+    assert not index_installs(
+        "pip install -e '/path/to/lakery[dagster]'   # not: pip install lakery\n"
+        "pip install '.[dagster]' 'dist/lakery-0.1.0-py3-none-any.whl[dagster]'\n"
+        "pip install 'lakery[aws] @ ./dist/lakery-0.1.0-py3-none-any.whl'"
+    )
+
+
+def test_no_page_installs_lakery_from_the_index() -> None:
+    """The name on the package index is an unrelated 0.0.1 placeholder: the docs say how to
+    install from a checkout or a built wheel instead."""
+    found = {p: index_installs(p.read_text()) for p in PAGES}
+    assert not {p: f for p, f in found.items() if f}
