@@ -236,7 +236,7 @@ class FileStorage(Storage):
 
     def _open_for_reading(self, path: str, locator: Locator) -> IO[bytes]:
         _check_folder(self, path[-67:-65])
-        fd = _open_blob(path, locator, self)
+        fd, _ = _open_blob(path, locator, self)
         try:
             return open(fd, "rb")
         except BaseException:
@@ -556,8 +556,9 @@ def _check_folder(storage: FileStorage, folder: str) -> None:
     raise StorageError(msg)
 
 
-def _open_blob(path: str, locator: Locator, storage: FileStorage) -> int:
-    """A descriptor on the regular file at `path`, never through a link at `path`."""
+def _open_blob(path: str, locator: Locator, storage: FileStorage) -> tuple[int, int]:
+    """A descriptor on the regular file at `path` (never through a link there) and its
+    size."""
     try:
         fd = os.open(path, _READ_FLAGS)
     except FileNotFoundError:
@@ -567,14 +568,13 @@ def _open_blob(path: str, locator: Locator, storage: FileStorage) -> int:
             raise _not_a_blob(path, "a symbolic link" if os.path.islink(path) else None) from None
         raise
     try:
-        mode = os.fstat(fd).st_mode
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise _not_a_blob(path, None)
     except BaseException:
         os.close(fd)
         raise
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise _not_a_blob(path, None)
-    return fd
+    return fd, info.st_size
 
 
 def _not_a_blob(path: str, what: str | None) -> StorageError:
@@ -743,19 +743,8 @@ preallocated bytearray."""
 
 def _read_file(path: str, locator: Locator, storage: FileStorage) -> Buffer:
     """All the bytes of the regular file at `path`, also if it grew while being read."""
+    fd, size = _open_blob(path, locator, storage)
     try:
-        fd = os.open(path, _READ_FLAGS)
-    except FileNotFoundError:
-        raise storage._not_found(path, locator) from None
-    except OSError as exc:
-        if exc.errno in _NOT_A_FILE:
-            raise _not_a_blob(path, "a symbolic link" if os.path.islink(path) else None) from None
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise _not_a_blob(path, None)
-        size = info.st_size
         if size <= _SMALL_FILE:
             data = os.read(fd, size + 1)
             if len(data) == size:
