@@ -175,9 +175,7 @@ async def test_invalid_tags_rejected_before_anything_is_written(
     await assert_nothing_saved(new_session)
 
 
-@pytest.mark.parametrize(
-    "bad", [{"a": "b\x00c"}, {"a\x00": "b"}, {"a": "\udcff"}, {"\ud800": "b"}]
-)
+@pytest.mark.parametrize("bad", [{"a": "b\x00c"}, {"a\x00": "b"}, {"a": "\udcff"}, {"\ud800": "b"}])
 async def test_tags_that_no_database_can_store_are_rejected_up_front(
     new_session, registry: Registry, bad: dict[str, str]
 ) -> None:

@@ -30,8 +30,8 @@ from lakery.builtin import MemoryStorage
 from lakery.builtin import StorableValue
 from lakery.core.serializer import Buffer
 from tests.conftest import empty_postgres
+from tests.core.test_failures import assert_nothing_saved
 from tests.pg_proxy import commit_cutter
-from tests.test_failures import assert_nothing_saved
 
 
 class CountingStorage(MemoryStorage):
@@ -173,7 +173,7 @@ def test_json_reading_refuses_duplicate_keys_and_keeps_old_nan() -> None:
     with pytest.raises(ValueError, match=r"duplicate keys \['a'\]"):
         json.deserialize(b'{"a": 1, "b": {"a": 2}, "a": 3}')
     assert json.deserialize(b'{"a": {"a": 1}}') == {"a": {"a": 1}}
-    old = json.deserialize(b'[NaN, Infinity, -Infinity]')  # written before lakery refused it
+    old = json.deserialize(b"[NaN, Infinity, -Infinity]")  # written before lakery refused it
     assert old[0] != old[0] and old[1:] == [float("inf"), -float("inf")]  # type: ignore[index]
 
 
