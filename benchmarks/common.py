@@ -129,8 +129,6 @@ def reset_peak_rss() -> bool:
 # -- services ----------------------------------------------------------------------------
 
 
-
-
 @contextmanager
 def isolated_aws_environment() -> Iterator[None]:
     """Dummy AWS credentials; no config files, instance metadata or proxies are read."""

@@ -8,11 +8,8 @@ connection check and table creation: at most `MAX_IDLE_ENGINES` idle engines are
 least recently used beyond that are disposed), and all are disposed when the process exits
 or by `dispose_idle_engines`. In-memory SQLite engines are disposed at once (the database
 goes with them, as it always did). A forked child forgets the parent's engines (their
-connections belong to the parent) and makes its own.
-
-SQLite engines are set up for many processes writing at once: WAL journal (readers do not
-block the writer), a busy timeout (writers wait for each other instead of failing with
-"database is locked") and ``synchronous=NORMAL`` (durable at each checkpoint, safe in WAL).
+connections belong to the parent) and makes its own. Each engine is made by
+`lakery.config.create_engine` (SQLite: WAL, a busy timeout, ``synchronous=NORMAL``).
 """
 
 from __future__ import annotations
@@ -20,16 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from dataclasses import field
 
-from sqlalchemy import event
 from sqlalchemy import text
-from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import DatabaseError
@@ -38,6 +31,9 @@ from lakery.common.sync import at_fork_in_child
 from lakery.config.database import default_database_url
 from lakery.config.database import normalize_database_url as _normalize_database_url
 from lakery.config.database import redact_url
+from lakery.config.engine import EngineOptions
+from lakery.config.engine import create_engine
+from lakery.config.engine import is_in_memory
 from lakery.core.records import BaseRecord
 
 __all__ = [
@@ -57,15 +53,10 @@ MAX_IDLE_ENGINES = 4
 
 @dataclass(frozen=True)
 class EngineSettings:
-    """What identifies an engine: its URL (normalized to an async driver) and pool options."""
+    """What identifies an engine: its URL (normalized to an async driver) and options."""
 
     url: str
-    pool_size: int = 5
-    max_overflow: int = 10
-    pool_timeout: float = 30.0
-    pool_recycle: int = 1800
-    connect_timeout: float = 10.0
-    sqlite_busy_timeout: float = 60.0
+    options: EngineOptions = field(default_factory=EngineOptions)
 
     @property
     def redacted_url(self) -> str:
@@ -130,7 +121,7 @@ async def acquire_engine(settings: EngineSettings, *, create_tables: bool) -> As
     async with lock:
         entry = _ENGINES.get(settings)
         if entry is None:
-            entry = _Entry(_create_engine(settings))
+            entry = _Entry(create_engine(settings.url, settings.options))
             try:
                 await _check_connection(entry.engine, settings)
             except BaseException:
@@ -158,7 +149,7 @@ async def release_engine(settings: EngineSettings) -> None:
         # Most recently released last: _ENGINES keeps insertion order.
         _ENGINES.pop(settings)
         _ENGINES[settings] = entry
-    if _in_memory(settings):
+    if is_in_memory(settings.url):
         await _dispose_if_idle(settings)  # its database lives as long as the engine
         return
     idle = [s for s, e in _ENGINES.items() if e.references <= 0]
@@ -187,81 +178,9 @@ async def _dispose_if_idle(settings: EngineSettings) -> None:
         await entry.engine.dispose()
 
 
-def _create_engine(settings: EngineSettings) -> AsyncEngine:
-    url = make_url(settings.url)
-    if url.get_backend_name() == "sqlite":
-        return _create_sqlite_engine(url, settings)
-    return create_async_engine(
-        url,
-        pool_size=settings.pool_size,
-        max_overflow=settings.max_overflow,
-        pool_timeout=settings.pool_timeout,
-        pool_recycle=settings.pool_recycle,
-        pool_pre_ping=True,
-        connect_args={"timeout": settings.connect_timeout},
-    )
-
-
-def _in_memory(settings: EngineSettings) -> bool:
-    url = make_url(settings.url)
-    database = url.database or ""
-    return url.get_backend_name() == "sqlite" and (
-        database in {"", ":memory:"} or database.startswith("file::memory:")
-    )
-
-
-def _create_sqlite_engine(url: URL, settings: EngineSettings) -> AsyncEngine:
-    database = url.database or ""
-    in_memory = _in_memory(settings)
-    if not in_memory:
-        path = Path(database).expanduser()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            msg = (
-                f"cannot create the directory of the SQLite database {path}: {exc}; "
-                "point LakeryResource.database_url at a writable location"
-            )
-            raise ConfigurationError(msg) from exc
-    # The pool's own reset rolls back every connection it takes back, even right after a
-    # commit (one more hop to aiosqlite's thread per session): roll back only what is open.
-    options: dict[str, Any] = {
-        "connect_args": {"timeout": settings.sqlite_busy_timeout},
-        "pool_reset_on_return": None,
-    }
-    if not in_memory:
-        options.update(pool_size=settings.pool_size, max_overflow=settings.max_overflow)
-        options.update(pool_timeout=settings.pool_timeout)
-    engine = create_async_engine(url, **options)
-    busy_ms = int(settings.sqlite_busy_timeout * 1000)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _configure(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-            if not in_memory:
-                # Fails only while another process switches it; WAL persists in the file.
-                with contextlib.suppress(Exception):
-                    cursor.execute("PRAGMA journal_mode = WAL")
-                cursor.execute("PRAGMA synchronous = NORMAL")
-            cursor.execute("PRAGMA foreign_keys = ON")
-        finally:
-            cursor.close()
-
-    @event.listens_for(engine.sync_engine, "reset")
-    def _reset(dbapi_connection: Any, _record: Any, state: Any) -> None:
-        if state.terminate_only or not state.asyncio_safe:
-            return  # the connection is being discarded, or cannot be talked to here
-        if getattr(dbapi_connection.driver_connection, "in_transaction", True):
-            dbapi_connection.rollback()
-
-    return engine
-
-
 async def _check_connection(engine: AsyncEngine, settings: EngineSettings) -> None:
     try:
-        async with asyncio.timeout(settings.connect_timeout + 5):
+        async with asyncio.timeout(settings.options.connect_timeout + 5):
             async with engine.connect() as connection:
                 await connection.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError, TimeoutError) as exc:

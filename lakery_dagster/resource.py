@@ -27,7 +27,9 @@ from lakery.common.exceptions import NotFoundError
 from lakery.common.sync import at_fork_in_child
 from lakery.common.sync import run_async
 from lakery.common.sync import run_sync
+from lakery.config.engine import EngineOptions
 from lakery.config.registry_modules import default_registry_modules
+from lakery.config.storage_url import storage_from_url
 from lakery.core.query import ClassFilter
 from lakery.core.records import ContentRecord
 from lakery.core.records import ManifestRecord
@@ -37,7 +39,6 @@ from lakery_dagster.client import LakeryClient
 from lakery_dagster.engines import EngineSettings
 from lakery_dagster.engines import normalize_database_url
 from lakery_dagster.engines import redact_url
-from lakery_dagster.storage_url import storage_from_url
 
 __all__ = ["DEFAULT_REGISTRY_MODULES", "LakeryResource"]
 
@@ -175,8 +176,7 @@ class LakeryResource(ConfigurableResource):
 
     def engine_settings(self) -> EngineSettings:
         """The engine settings this configuration resolves to."""
-        return EngineSettings(
-            url=normalize_database_url(self.database_url),
+        options = EngineOptions(
             pool_size=self.pool_size,
             max_overflow=self.max_overflow,
             pool_timeout=self.pool_timeout,
@@ -184,6 +184,7 @@ class LakeryResource(ConfigurableResource):
             connect_timeout=self.connect_timeout,
             sqlite_busy_timeout=self.sqlite_busy_timeout,
         )
+        return EngineSettings(url=normalize_database_url(self.database_url), options=options)
 
     def build_registry(self) -> Registry:
         """A new registry from `registry_modules`, with `storage_url` as default storage."""

@@ -116,13 +116,15 @@ async def empty_postgres(url: str) -> None:
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_async_engine(database_url)
-    if database_url.startswith("postgresql") and database_url in _postgres_tables_ready:
+    if database_url not in _postgres_tables_ready:
+        await BaseRecord.create_all(engine)
+    if database_url.startswith("postgresql"):
+        # Always emptied: an earlier test may have filled the tables by another path (its
+        # own engine, a migration) without going through this fixture.
         async with engine.begin() as connection:
             tables = ", ".join(t.name for t in BaseRecord.metadata.sorted_tables)
             await connection.execute(text(f"TRUNCATE {tables} CASCADE"))
-    else:
-        await BaseRecord.create_all(engine)
-        if database_url.startswith("postgresql"):
+        if database_url not in _postgres_tables_ready:
             _postgres_tables_ready.append(database_url)
     yield engine
     await engine.dispose()

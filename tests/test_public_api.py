@@ -10,7 +10,13 @@ import pytest
 import lakery
 import lakery.core
 
-MODULES = ["lakery", "lakery.core", "lakery.builtin", "lakery.common.exceptions"]
+MODULES = [
+    "lakery",
+    "lakery.core",
+    "lakery.builtin",
+    "lakery.common.exceptions",
+    "lakery.config",
+]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -11,13 +11,11 @@ from pathlib import Path
 from typing import Any
 from typing import TextIO
 
-from sqlalchemy import event
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from lakery.cli.discovery import discover_storages
 from lakery.cli.options import parse_storage
@@ -29,13 +27,12 @@ from lakery.cli.settings import Settings
 from lakery.common.exceptions import ConfigurationError
 from lakery.config.database import normalize_database_url
 from lakery.config.database import redact_url
+from lakery.config.engine import create_engine
+from lakery.config.engine import is_in_memory
 from lakery.config.registry_modules import default_registry_modules
 from lakery.core.registry import Registry
 
 __all__ = ["Context", "open_context", "registry_modules"]
-
-SQLITE_BUSY_TIMEOUT = 30.0
-"""Seconds a command waits for other SQLite writers (instead of "database is locked")."""
 
 
 @dataclass
@@ -150,22 +147,12 @@ def _build_registry(settings: Settings) -> Registry:
 
 
 def _create_engine(url: str, *, must_exist: bool) -> AsyncEngine:
+    """`lakery.config.create_engine`; an SQLite file that must exist is checked first (a
+    command other than ``db upgrade`` never creates a database)."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_pre_ping=True)
     database = parsed.database or ""
-    if must_exist and database not in {"", ":memory:"} and not Path(database).exists():
+    is_file = parsed.get_backend_name() == "sqlite" and not is_in_memory(url)
+    if must_exist and is_file and not Path(database).exists():
         msg = f"no SQLite database at {database}; check --database-url"
         raise ConfigurationError(msg)
-    engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT})
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _configure(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}")
-            cursor.execute("PRAGMA foreign_keys = ON")
-        finally:
-            cursor.close()
-
-    return engine
+    return create_engine(url)

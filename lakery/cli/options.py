@@ -12,9 +12,9 @@ from datetime import datetime
 from datetime import timedelta
 
 from lakery.common.exceptions import ConfigurationError
+from lakery.config.storage_url import storage_from_url
 from lakery.core.component import check_component_name
 from lakery.core.storage import Storage
-from lakery.core.storage_url import storage_from_url
 
 __all__ = [
     "parse_duration",
@@ -59,7 +59,7 @@ def parse_time(text: str) -> datetime:
 
 
 def parse_storage(text: str, *, s3_endpoint_url: str = "", s3_region: str = "") -> Storage:
-    """``[NAME=]URL``: a storage from `lakery.core.storage_url`, optionally renamed."""
+    """``[NAME=]URL``: a storage from `lakery.config.storage_url`, optionally renamed."""
     name: str | None = None
     left, sep, right = text.partition("=")
     if sep and "://" not in left and left and right:

@@ -9,8 +9,6 @@ Tables (SQLAlchemy 2 ORM, async engines; SQLite and PostgreSQL):
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import uuid
 from collections.abc import Generator
 from datetime import UTC
@@ -39,6 +37,7 @@ from sqlalchemy.orm import relationship
 from sqlalchemy.pool import SingletonThreadPool
 from sqlalchemy.pool import StaticPool
 
+from lakery.common.sync import run_sync
 from lakery.core.tag_index import INDEXED_TAG_KEYS
 from lakery.core.tag_index import tag_text
 
@@ -93,27 +92,10 @@ class Runnable(Generic[T]):
         return self._function(*self._args).__await__()
 
     def run(self) -> T:
-        """Run to completion from synchronous code (not from inside a running event loop)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self._function(*self._args))
-        # Called from inside a running loop (e.g. a notebook): run on a private loop thread.
-        result: list[T] = []
-        errors: list[BaseException] = []
-
-        def target() -> None:
-            try:
-                result.append(asyncio.run(self._function(*self._args)))
-            except BaseException as exc:
-                errors.append(exc)
-
-        thread = threading.Thread(target=target, name="lakery-run")
-        thread.start()
-        thread.join()
-        if errors:
-            raise errors[0]
-        return result[0]
+        """Run to completion from synchronous code, on lakery's bridge loop
+        (`lakery.common.sync.run_sync`; also from a thread that runs another loop, e.g. a
+        notebook's)."""
+        return run_sync(self._function(*self._args))
 
 
 class BaseRecord(DeclarativeBase):
@@ -134,8 +116,8 @@ async def _create_all(base: type[BaseRecord], engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         await connection.run_sync(base.metadata.create_all)
     if not isinstance(engine.pool, StaticPool | SingletonThreadPool):
-        # Connections are bound to the loop they were made on; `.run()` uses its own loop,
-        # so leave none behind in the pool for the caller's loop to trip over.
+        # Connections are bound to the loop they were made on; `.run()` uses the bridge
+        # loop, so leave none behind in the pool for the caller's loop to trip over.
         await engine.dispose()
 
 

@@ -18,7 +18,6 @@ await downgrade_database(engine, "0001")  # back to the schema of an older laker
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lakery.common.exceptions import ConfigurationError
+from lakery.migrations.objects import TABLES
+from lakery.migrations.objects import VERSION_TABLE
+from lakery.migrations.objects import object_filter
 
 __all__ = [
     "BASELINE_REVISION",
@@ -41,16 +43,11 @@ __all__ = [
     "upgrade_database",
 ]
 
-VERSION_TABLE = "lakery_alembic_version"
-"""The table that holds the revision of lakery's schema."""
-
 BASELINE_REVISION = "0001"
 """The revision equal to the schema of `BaseRecord.create_all` in lakery 0.1."""
 
 HEAD_REVISION = "0002"
 """The newest revision: the schema `BaseRecord.create_all` creates now."""
-
-TABLES = ("lakery_manifests", "lakery_contents", "lakery_blobs")
 
 
 @dataclass(frozen=True)
@@ -78,29 +75,6 @@ def alembic_config() -> Any:
     config = Config()
     config.set_main_option("script_location", str(Path(lakery.migrations.__file__).parent))
     return config
-
-
-def object_filter(dialect: str) -> Callable[..., bool]:
-    """Alembic's ``include_object`` for a database of `dialect` (e.g. ``"sqlite"``): only
-    lakery's tables and their objects are managed, and indexes limited to another dialect
-    (``Index(...).ddl_if(dialect=...)``, such as the PostgreSQL GIN index on tags) are
-    left out."""
-
-    def include_object(
-        obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-    ) -> bool:
-        if type_ == "table":
-            return name in TABLES
-        table = getattr(obj, "table", None)
-        if table is not None and table.name not in TABLES:
-            return False
-        if type_ == "index" and not reflected:
-            only = getattr(getattr(obj, "_ddl_if", None), "dialect", None)
-            if only is not None and only != dialect:
-                return False
-        return True
-
-    return include_object
 
 
 async def database_revision(engine: AsyncEngine) -> str | None:

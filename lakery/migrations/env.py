@@ -2,8 +2,8 @@
 
 `lakery.maintenance.upgrade_database` (``lakery db upgrade``) runs the migrations on a
 connection of an async engine that it passes in ``config.attributes["connection"]``.
-Run by the ``alembic`` command instead, this opens an async engine on the
-``sqlalchemy.url`` option or, without one, on ``LAKERY_DATABASE_URL``.
+Run by the ``alembic`` command instead, this opens an engine (`lakery.config.create_engine`)
+on the ``sqlalchemy.url`` option or, without one, on ``LAKERY_DATABASE_URL``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,12 @@ from typing import Any
 from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
+from lakery.config.database import normalize_database_url
+from lakery.config.engine import create_engine
 from lakery.core.records import BaseRecord
-from lakery.maintenance.schema import VERSION_TABLE
-from lakery.maintenance.schema import object_filter
+from lakery.migrations.objects import VERSION_TABLE
+from lakery.migrations.objects import object_filter
 
 config = context.config
 
@@ -41,7 +42,7 @@ def _run_on(connection: Connection) -> None:
 
 
 async def _run_async(url: str) -> None:
-    engine = create_async_engine(url)
+    engine = create_engine(normalize_database_url(url))
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_run_on)

@@ -27,7 +27,7 @@ from lakery.core.storage import BlobInfo
 from lakery.core.storage import Storage
 from lakery.extra.aws import S3Storage
 from lakery.testing.storage import GarbageCollectionConformance
-from tests.test_storages import DatabaseStorageSetup
+from tests.builtin.test_storages import DatabaseStorageSetup
 
 LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)
 
