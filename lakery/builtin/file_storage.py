@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import hashlib
-import itertools
 import os
 import re
 import stat
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from collections.abc import Mapping
@@ -23,6 +20,13 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from lakery.builtin.file_durability import FEW_FILES
+from lakery.builtin.file_durability import PendingFiles
+from lakery.builtin.file_durability import flush_file
+from lakery.builtin.file_durability import make_folders
+from lakery.builtin.file_durability import move_into_place
+from lakery.builtin.file_durability import write_few_durably
+from lakery.builtin.file_durability import write_file
 from lakery.builtin.file_maintenance import delete_if_older
 from lakery.builtin.file_maintenance import delete_leftovers
 from lakery.builtin.file_maintenance import fan_out_folders
@@ -55,7 +59,7 @@ class FileStorage(Storage):
     folder made durable too), so a reader sees a whole file or none, and a file is in place
     before any record that points at it commits; identical content is written once. Inside
     a save, the files are made durable together just before it commits (see
-    `_PendingFiles`). The locator records the root it was written under and a key that
+    `PendingFiles`). The locator records the root it was written under and a key that
     cannot point outside it.
 
     A storage reads, writes, touches and deletes files under its own `root` only: a
@@ -104,7 +108,7 @@ class FileStorage(Storage):
 
         Inside a save, files are written under temporary names and moved into place just
         before the save commits, after they were all made durable at once (see
-        `_PendingFiles`); a failed save removes them. A call with up to `FEW_FILES` values
+        `PendingFiles`); a failed save removes them. A call with up to `FEW_FILES` values
         (a save of one small object) makes them durable and moves them into place at once,
         in the same worker-thread call.
         """
@@ -119,7 +123,9 @@ class FileStorage(Storage):
             return [{"root": root, "key": key} for key in keys]
         pending = None
         if session is not None and self.fsync:
-            pending = add_before_commit(session, f"lakery.file:{self.root}", self._pending_files)
+            pending = add_before_commit(
+                session, f"lakery.file:{self.root}", lambda: PendingFiles(self, root)
+            )
         checked: set[str] = set()
 
         def write_chunk(indexes: range) -> None:
@@ -129,33 +135,22 @@ class FileStorage(Storage):
                 if pending is None:
                     self._write_file(path, write.data, write.size)
                 elif not _holds(path, write.size):
-                    temp, created = _write_temp(path, write.data, sync=False)
-                    pending.add(temp, path, created)
+                    pending.write(path, write.data)
 
         await _in_thread_chunks(write_chunk, len(writes))
         return [{"root": root, "key": key} for key in keys]
-
-    def _pending_files(self) -> _PendingFiles:
-        return _PendingFiles(self)
 
     def _write_few_durably(
         self, keys: list[str], paths: list[str], writes: Sequence[ValueWrite]
     ) -> None:
         _check_folders(self, keys, range(len(keys)), set())
-        _write_few_durably(paths, writes)
+        files = zip(paths, writes, strict=True)
+        write_few_durably([(path, w.data) for path, w in files if not _holds(path, w.size)])
 
     def _write_file(self, path: str, data: Sequence[Buffer], size: int) -> None:
-        """Write `path` durably (temporary file, fsync, rename, fsync of its folder)."""
-        if _holds(path, size):
-            return  # identical content is already there
-        temp, created = _write_temp(path, data, sync=self.fsync)
-        try:
-            os.replace(temp, path)
-        except BaseException:
-            _remove(temp)
-            raise
-        if self.fsync:
-            _sync_folders(_folders_to_sync([path], created))
+        """Write `path` (durably if `fsync`), unless identical content is already there."""
+        if not _holds(path, size):
+            write_file(path, data, fsync=self.fsync)
 
     async def put_stream(self, stream: HashingStream, *, tags: Mapping[str, str]) -> Locator:
         temp_dir = self.root / "tmp"
@@ -173,7 +168,8 @@ class FileStorage(Storage):
                         await anyio.to_thread.run_sync(_write_all, file, pending)
                         pending, pending_size = [], 0
                 await anyio.to_thread.run_sync(_write_all, file, pending)
-                await anyio.to_thread.run_sync(self._sync, file)
+                if self.fsync:
+                    await anyio.to_thread.run_sync(flush_file, file)
             finally:
                 await _shielded(file.close)
             key = _key_for(stream.sha256)
@@ -184,21 +180,14 @@ class FileStorage(Storage):
         return {"root": self._root, "key": key}
 
     def _make_temp_folder(self, folder: str) -> list[str]:
-        created = _make_folders(folder)
+        created = make_folders(folder)
         _check_folder(self, "tmp")
         return created
 
     def _move_into_place(self, temp: Path, path: Path, created: list[str]) -> None:
-        created = created + _make_folders(str(path.parent))
+        created = created + make_folders(str(path.parent))
         _check_folder(self, path.parent.name)
-        os.replace(temp, path)
-        if self.fsync:
-            _sync_folders(_folders_to_sync([str(path)], created))
-
-    def _sync(self, file: IO[bytes]) -> None:
-        if self.fsync:
-            file.flush()
-            os.fsync(file.fileno())
+        move_into_place(str(temp), str(path), created, fsync=self.fsync)
 
     # -- reading ------------------------------------------------------------------------
 
@@ -250,7 +239,8 @@ class FileStorage(Storage):
 
     def _delete_file(self, path: str) -> None:
         _check_folder(self, path[-67:-65])
-        _remove(path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
     def uri(self, locator: Locator) -> str | None:
         return Path(self._path_of(locator)).as_uri()
@@ -356,165 +346,6 @@ async def _in_thread_chunks(function: Any, count: int) -> None:
         raise first_error(group_error) from None
 
 
-class _PendingFiles:
-    """Files of one save, moved into place (durably) just before the save commits.
-
-    Many files are made durable with one ``syncfs`` of their file system before they are
-    moved into place, and their folders with another one after: measured on ext4, 2,000
-    small files commit at about the rate at which they can be written at all, while an
-    fdatasync per file from 8 to 128 threads (the file system merges concurrent flushes)
-    was 25-45% slower, also next to a program writing 128 MiB again and again. But
-    ``syncfs`` also writes what other programs left unwritten on the file system (next to
-    one writing 1 GiB, a save of one file took up to half a second instead of 8 ms), so
-    fewer than `SYNCFS_MIN_FILES` files are fsynced one by one (in parallel), then their
-    folders. If ``syncfs`` is missing or reports an error (a failed write-back anywhere
-    on the file system), each file is fsynced, which says whether it was one of ours.
-    """
-
-    def __init__(self, storage: FileStorage) -> None:
-        self.storage = storage
-        self.moves: list[tuple[str, str]] = []
-        self.created: list[str] = []
-
-    def add(self, temp: str, path: str, created: list[str]) -> None:
-        """Called from worker threads (list.append and .extend hold the GIL)."""
-        self.moves.append((temp, path))
-        if created:
-            self.created.extend(created)
-
-    async def __call__(self, session: object) -> None:
-        moves = self.moves
-        if not moves:
-            return
-        if len(moves) >= SYNCFS_MIN_FILES and _syncfs is not None:
-            await anyio.to_thread.run_sync(self._commit_with_syncfs)
-        else:
-            await _in_threads(_fsync_path, [temp for temp, _ in moves])
-            await anyio.to_thread.run_sync(_rename_all, moves)
-            self.moves = []
-            await _in_threads(_fsync_path, _folders_to_sync([p for _, p in moves], self.created))
-
-    def _commit_with_syncfs(self) -> None:
-        root = self.storage._root
-        moves = self.moves
-        if not _flush_file_system(root):
-            for temp, _ in moves:
-                _fsync_path(temp)
-        _rename_all(moves)
-        self.moves = []
-        if not _flush_file_system(root):
-            for folder in _folders_to_sync([path for _, path in moves], self.created):
-                _fsync_path(folder)
-
-    async def discard(self) -> None:
-        moves, self.moves = self.moves, []
-        await anyio.to_thread.run_sync(lambda: [_remove(temp) for temp, _ in moves])
-
-
-SYNCFS_MIN_FILES = 16
-"""From how many files a save flushes the whole file system once instead of each file."""
-
-FEW_FILES = 3
-"""Up to how many files a `put_values` call inside a save writes durably and moves into
-place at once, in one worker-thread call (see `_write_few_durably`), instead of leaving
-them to `_PendingFiles`: a save of one small object then costs one thread hand-off for its
-files instead of four or more."""
-
-
-def _write_few_durably(paths: list[str], writes: Sequence[ValueWrite]) -> None:
-    """Write a few files as `_PendingFiles` commits them, in the calling thread.
-
-    Each file goes to a temporary file; all are fsynced before any is renamed into place,
-    then the folders that changed are fsynced. On an error before the renames, no file is
-    left behind; one after them leaves whole files at content addresses, which nothing
-    references until the save commits (garbage collection removes them if it fails).
-    """
-    moves: list[tuple[str, str]] = []
-    created: list[str] = []
-    try:
-        for path, write in zip(paths, writes, strict=True):
-            if _holds(path, write.size):
-                continue  # identical content is already there
-            temp, made = _write_temp(path, write.data, sync=False)
-            moves.append((temp, path))
-            created.extend(made)
-        for temp, _ in moves:
-            _fsync_path(temp)
-        moved = [path for _, path in moves]
-        while moves:
-            temp, path = moves[0]
-            os.replace(temp, path)
-            del moves[0]
-    finally:
-        for temp, _ in moves:
-            _remove(temp)
-    for folder in _folders_to_sync(moved, created):
-        _fsync_path(folder)
-
-
-def _rename_all(moves: list[tuple[str, str]]) -> None:
-    for temp, path in moves:
-        os.replace(temp, path)
-
-
-async def _in_threads(function: Any, items: list[str]) -> None:
-    """`function(item)` for each item, each in its own worker thread, all at once."""
-    try:
-        async with anyio.create_task_group() as group:
-            for item in items:
-                group.start_soon(anyio.to_thread.run_sync, function, item)
-    except BaseExceptionGroup as group_error:
-        raise first_error(group_error) from None
-
-
-def _flush_file_system(root: str) -> bool:
-    """One syncfs of the file system that holds `root`; False when it is not available or
-    failed (a write error anywhere on the file system fails it: each file is then fsynced,
-    which tells whether the error was one of ours)."""
-    if _syncfs is None:
-        return False
-    fd = os.open(root, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        return bool(_syncfs(fd) == 0)
-    finally:
-        os.close(fd)
-
-
-def _fsync_path(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _folders_to_sync(paths: list[str], created: list[str]) -> list[str]:
-    """The folders whose entries changed: those of `paths`, and the parents of folders
-    that were created for them (none where folders cannot be fsynced)."""
-    if os.name != "posix":
-        return []
-    folders = {os.path.dirname(path) for path in paths}
-    folders.update(os.path.dirname(folder) for folder in created)
-    return sorted(folders)
-
-
-def _sync_folders(folders: list[str]) -> None:
-    for folder in folders:
-        _fsync_path(folder)
-
-
-def _load_syncfs() -> Any:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).syncfs
-    except (OSError, AttributeError):
-        return None
-
-
-_syncfs = _load_syncfs()
-
-_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 _READ_FLAGS = (
     os.O_RDONLY
     | getattr(os, "O_CLOEXEC", 0)
@@ -584,94 +415,6 @@ def _not_a_blob(path: str, what: str | None) -> StorageError:
         "of the same content writes the file anew"
     )
     return StorageError(msg)
-
-
-def _write_temp(path: str, data: Sequence[Buffer], *, sync: bool) -> tuple[str, list[str]]:
-    """Write `data` to a new temporary file next to `path`, with os-level calls only.
-
-    Returns its name and the folders that had to be created for it. On any error, nothing
-    is left behind.
-    """
-    folder, _, name = path.rpartition("/")
-    temp = f"{folder}/.{name}.{_temp_id()}.tmp"
-    created: list[str] = []
-    try:
-        fd = os.open(temp, _WRITE_FLAGS, 0o666)
-    except FileNotFoundError:
-        created = _make_folders(folder)
-        fd = os.open(temp, _WRITE_FLAGS, 0o666)
-    try:
-        try:
-            for buffer in data:
-                _write_buffer(fd, buffer)
-            if sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-    except BaseException:
-        _remove(temp)
-        raise
-    return temp, created
-
-
-def _write_buffer(fd: int, buffer: Buffer) -> None:
-    written = os.write(fd, buffer)
-    view = None
-    while True:
-        if view is None:
-            view = memoryview(buffer)
-            if view.format != "B" or view.ndim != 1:
-                view = view.cast("B")
-        if written >= view.nbytes:
-            return
-        view = view[written:]
-        written = os.write(fd, view)
-
-
-def _make_folders(folder: str) -> list[str]:
-    """Create `folder` and any missing parents; return those this call created."""
-    missing = []
-    while not os.path.isdir(folder):
-        missing.append(folder)
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    created = []
-    for folder in reversed(missing):
-        try:
-            os.mkdir(folder)
-        except FileExistsError:
-            continue
-        created.append(folder)
-    return created
-
-
-def _remove(path: str) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
-
-
-class _TempIds:
-    """Unique names for temporary files: process id, a random part, a counter.
-
-    Cheaper than a uuid4 per file (no system call); renewed in a forked child.
-    """
-
-    def __init__(self) -> None:
-        self.renew()
-
-    def renew(self) -> None:
-        self.prefix = f"{os.getpid() & 0xFFFFFFFF:08x}{os.urandom(8).hex()}"
-        self.counter = itertools.count()
-
-    def __call__(self) -> str:
-        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFF:08x}"
-
-
-_temp_id = _TempIds()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_temp_id.renew)
 
 
 def _key_for(sha256: str) -> str:

@@ -162,22 +162,22 @@ async def test_file_storage_reads_all_of_a_file_that_changed_size(tmp_path: Path
 
 
 def test_file_storage_temporary_names_are_unique_and_recognized_as_leftovers() -> None:
+    from lakery.builtin import file_durability
     from lakery.builtin import file_maintenance
-    from lakery.builtin import file_storage
 
-    names = {f".{'0' * 64}.{file_storage._temp_id()}.tmp" for _ in range(1000)}
+    names = {f".{'0' * 64}.{file_durability._temp_id()}.tmp" for _ in range(1000)}
     assert len(names) == 1000
     assert all(file_maintenance._LEFTOVER_NAME.match(name) for name in names)
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child names its files differently from the parent
-        os.write(write, file_storage._temp_id().encode())
+        os.write(write, file_durability._temp_id().encode())
         os._exit(0)
     os.waitpid(pid, 0)
     child = os.read(read, 100).decode()
     os.close(read)
     os.close(write)
-    assert child[:24] != file_storage._temp_id()[:24]
+    assert child[:24] != file_durability._temp_id()[:24]
 
 
 @pytest.mark.parametrize(

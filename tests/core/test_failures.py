@@ -413,7 +413,7 @@ async def test_failing_durability_step_of_files_saves_nothing(
 ) -> None:  # type: ignore[no-untyped-def]
     """If flushing the files of a save or moving them into place fails, no record is
     committed, no temporary file is left, and no partial file is visible."""
-    import lakery.builtin.file_storage as file_storage
+    import lakery.builtin.file_durability as file_durability
 
     root = tmp_path / "blobs"
     registry = Registry(registries=[registry], default_storage=FileStorage(root))
@@ -424,8 +424,8 @@ async def test_failing_durability_step_of_files_saves_nothing(
 
         # syncfs fails too, as it does when a write-back failed: the files are then
         # fsynced one by one, which fails.
-        monkeypatch.setattr(file_storage, "_syncfs", lambda fd: -1)
-        monkeypatch.setattr(file_storage, "_fsync_path", broken_fsync)
+        monkeypatch.setattr(file_durability, "_syncfs", lambda fd: -1)
+        monkeypatch.setattr(file_durability, "_fsync_path", broken_fsync)
     else:
         renamed = []
         rename = os.replace
@@ -436,7 +436,7 @@ async def test_failing_durability_step_of_files_saves_nothing(
             rename(temp, path)
             renamed.append(path)
 
-        monkeypatch.setattr(file_storage.os, "replace", broken_rename)
+        monkeypatch.setattr(file_durability.os, "replace", broken_rename)
     async with new_session() as session:
         with pytest.raises(StorageError, match=r"Input/output error|no space is left") as raised:
             async with new_saver(session=session, registry=registry) as saver:
@@ -455,7 +455,7 @@ async def test_failing_durability_step_of_files_saves_nothing(
 async def test_failing_file_write_leaves_no_temporary_file(
     new_session, registry: Registry, tmp_path: Path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
-    import lakery.builtin.file_storage as file_storage
+    import lakery.builtin.file_durability as file_durability
 
     root = tmp_path / "blobs"
     registry = Registry(registries=[registry], default_storage=FileStorage(root))
@@ -467,7 +467,7 @@ async def test_failing_file_write_leaves_no_temporary_file(
             raise OSError(28, "No space left on device")
         os.write(fd, buffer)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(file_storage, "_write_buffer", full_disk)
+    monkeypatch.setattr(file_durability, "_write_buffer", full_disk)
     async with new_session() as session:
         with pytest.raises(StorageError, match="no space is left on its device") as raised:
             async with new_saver(session=session, registry=registry) as saver:
@@ -486,15 +486,15 @@ async def test_files_are_flushed_once_for_many_and_one_by_one_for_few(
 ) -> None:  # type: ignore[no-untyped-def]
     """A save of many files flushes the file system once before moving them into place and
     once after; a save of a few fsyncs each file and then each folder it changed."""
-    import lakery.builtin.file_storage as file_storage
+    import lakery.builtin.file_durability as file_durability
 
     root = tmp_path / "blobs"
     registry = Registry(registries=[registry], default_storage=FileStorage(root))
     calls: list[str] = []
-    fsync_path = file_storage._fsync_path
-    monkeypatch.setattr(file_storage, "_syncfs", lambda fd: calls.append("syncfs") or 0)
+    fsync_path = file_durability._fsync_path
+    monkeypatch.setattr(file_durability, "_syncfs", lambda fd: calls.append("syncfs") or 0)
     monkeypatch.setattr(
-        file_storage, "_fsync_path", lambda path: calls.append(path) or fsync_path(path)
+        file_durability, "_fsync_path", lambda path: calls.append(path) or fsync_path(path)
     )
     async with new_session() as session:
         async with new_saver(session=session, registry=registry) as saver:
@@ -528,13 +528,13 @@ async def test_files_of_a_small_save_are_durable_before_any_is_in_place(
     and all of it before the rows are inserted."""
     import anyio.to_thread
 
-    import lakery.builtin.file_storage as file_storage
+    import lakery.builtin.file_durability as file_durability
     import lakery.core.save as save
 
     root = tmp_path / "blobs"
     registry = Registry(registries=[registry], default_storage=FileStorage(root))
     events: list[tuple[str, str]] = []
-    fsync_path, replace = file_storage._fsync_path, os.replace
+    fsync_path, replace = file_durability._fsync_path, os.replace
 
     def recording_fsync(path: str) -> None:
         events.append(("fsync", path))
@@ -557,8 +557,8 @@ async def test_files_of_a_small_save_are_durable_before_any_is_in_place(
         events.append(("insert", ""))
         return await insert_rows(self)
 
-    monkeypatch.setattr(file_storage, "_fsync_path", recording_fsync)
-    monkeypatch.setattr(file_storage.os, "replace", recording_replace)
+    monkeypatch.setattr(file_durability, "_fsync_path", recording_fsync)
+    monkeypatch.setattr(file_durability.os, "replace", recording_replace)
     monkeypatch.setattr(anyio.to_thread, "run_sync", counting_run_sync)
     monkeypatch.setattr(save.Saver, "_insert_rows", recording_insert_rows)
     async with new_session() as session:
@@ -572,7 +572,7 @@ async def test_files_of_a_small_save_are_durable_before_any_is_in_place(
     folders = {Path(path) for _, path in files[2 * count :]}
     assert [kind for kind, _ in files[2 * count :]] == ["fsync"] * len(folders)
     assert {root.resolve(), root.resolve().parent} <= folders
-    if count <= file_storage.FEW_FILES:
+    if count <= file_durability.FEW_FILES:
         assert kinds[-1] == "insert"  # durable and in place while the save wrote
         assert threads.count("_write_few_durably") == 1
         assert len(threads) == 2  # serializing the batch, then writing its files
