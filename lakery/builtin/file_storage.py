@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
 import os
 import re
 import stat
@@ -20,6 +18,9 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from lakery.builtin.file_blobs import holds
+from lakery.builtin.file_blobs import open_blob
+from lakery.builtin.file_blobs import read_blob
 from lakery.builtin.file_durability import FEW_FILES
 from lakery.builtin.file_durability import PendingFiles
 from lakery.builtin.file_durability import flush_file
@@ -134,7 +135,7 @@ class FileStorage(Storage):
                 path, write = f"{root}/{keys[i]}", writes[i]
                 if pending is None:
                     self._write_file(path, write.data, write.size)
-                elif not _holds(path, write.size):
+                elif not holds(path, write.size):
                     pending.write(path, write.data)
 
         await _in_thread_chunks(write_chunk, len(writes))
@@ -145,11 +146,11 @@ class FileStorage(Storage):
     ) -> None:
         _check_folders(self, keys, range(len(keys)), set())
         files = zip(paths, writes, strict=True)
-        write_few_durably([(path, w.data) for path, w in files if not _holds(path, w.size)])
+        write_few_durably([(path, w.data) for path, w in files if not holds(path, w.size)])
 
     def _write_file(self, path: str, data: Sequence[Buffer], size: int) -> None:
         """Write `path` (durably if `fsync`), unless identical content is already there."""
-        if not _holds(path, size):
+        if not holds(path, size):
             write_file(path, data, fsync=self.fsync)
 
     async def put_stream(self, stream: HashingStream, *, tags: Mapping[str, str]) -> Locator:
@@ -197,7 +198,13 @@ class FileStorage(Storage):
 
     def _read_one(self, path: str, locator: Locator) -> Buffer:
         _check_folder(self, path[-67:-65])
-        return _read_file(path, locator, self)
+        return self._read_file(path, locator)
+
+    def _read_file(self, path: str, locator: Locator) -> Buffer:
+        try:
+            return read_blob(path)
+        except FileNotFoundError:
+            raise self._not_found(path, locator) from None
 
     async def get_values(self, locators: Sequence[Locator]) -> list[Buffer | NotFoundError]:
         """Read small values in chunks, one worker-thread call per chunk, chunks in parallel
@@ -211,7 +218,7 @@ class FileStorage(Storage):
             _check_folders(self, keys, indexes, checked)
             for i in indexes:
                 try:
-                    results[i] = _read_file(paths[i], locators[i], self)
+                    results[i] = self._read_file(paths[i], locators[i])
                 except NotFoundError as exc:
                     results[i] = exc
 
@@ -225,7 +232,10 @@ class FileStorage(Storage):
 
     def _open_for_reading(self, path: str, locator: Locator) -> IO[bytes]:
         _check_folder(self, path[-67:-65])
-        fd, _ = _open_blob(path, locator, self)
+        try:
+            fd, _ = open_blob(path)
+        except FileNotFoundError:
+            raise self._not_found(path, locator) from None
         try:
             return open(fd, "rb")
         except BaseException:
@@ -346,18 +356,6 @@ async def _in_thread_chunks(function: Any, count: int) -> None:
         raise first_error(group_error) from None
 
 
-_READ_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_NOFOLLOW", 0)  # a symbolic link at a content address is not followed
-    | getattr(os, "O_NONBLOCK", 0)  # a named pipe there does not block (no effect on files)
-)
-"""How content files are opened to be read or checked for reuse."""
-_NOT_A_FILE = {errno.ELOOP, errno.EMLINK, errno.ENXIO}
-"""What opening with `_READ_FLAGS` fails with at a symbolic link (ELOOP; EMLINK on some
-BSDs) or a socket (ENXIO)."""
-
-
 def _check_folders(
     storage: FileStorage, keys: list[str], indexes: range, checked: set[str]
 ) -> None:
@@ -387,36 +385,6 @@ def _check_folder(storage: FileStorage, folder: str) -> None:
     raise StorageError(msg)
 
 
-def _open_blob(path: str, locator: Locator, storage: FileStorage) -> tuple[int, int]:
-    """A descriptor on the regular file at `path` (never through a link there) and its
-    size."""
-    try:
-        fd = os.open(path, _READ_FLAGS)
-    except FileNotFoundError:
-        raise storage._not_found(path, locator) from None
-    except OSError as exc:
-        if exc.errno in _NOT_A_FILE:
-            raise _not_a_blob(path, "a symbolic link" if os.path.islink(path) else None) from None
-        raise
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise _not_a_blob(path, None)
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd, info.st_size
-
-
-def _not_a_blob(path: str, what: str | None) -> StorageError:
-    msg = (
-        f"{path} is {what or 'not a regular file'}, not a blob FileStorage wrote: it is "
-        "not read (FileStorage never follows links out of its root); remove it, and a save "
-        "of the same content writes the file anew"
-    )
-    return StorageError(msg)
-
-
 def _key_for(sha256: str) -> str:
     if not re.fullmatch(r"[0-9a-f]{64}", sha256):
         msg = f"expected a sha256 hex digest, got {sha256!r}"
@@ -424,91 +392,9 @@ def _key_for(sha256: str) -> str:
     return f"{sha256[:2]}/{sha256}"
 
 
-def _holds(path: str, size: int) -> bool:
-    """Whether `path` already holds the `size` bytes whose sha256 is its name; if so, mark
-    it as just written, so that garbage collection (which spares recent files) leaves it
-    to the save that reuses it. A damaged file (other bytes) is not reused: the save
-    writes the content anew over it."""
-    try:
-        fd = os.open(path, _READ_FLAGS)
-    except FileNotFoundError:
-        return False
-    except OSError as exc:
-        if exc.errno in _NOT_A_FILE:
-            return False  # a symbolic link (or a socket): written anew, replacing it
-        raise
-    try:
-        info = os.fstat(fd)
-        if info.st_size != size or not stat.S_ISREG(info.st_mode):
-            return False
-        digest = hashlib.sha256()
-        while chunk := os.read(fd, _REHASH_CHUNK):
-            digest.update(chunk)
-    finally:
-        os.close(fd)
-    if digest.hexdigest() != os.path.basename(path):
-        return False
-    try:
-        # By path, not by descriptor: garbage collection renames a file aside before it
-        # checks its age again, and the rename must make this fail. Never follows a link
-        # that replaced the file meanwhile.
-        _touch(path)
-    except FileNotFoundError:  # garbage collection moved it aside meanwhile
-        return False
-    return True
-
-
-if os.utime in os.supports_follow_symlinks:
-
-    def _touch(path: str) -> None:
-        os.utime(path, follow_symlinks=False)
-
-else:  # pragma: no cover - platforms without utimensat's AT_SYMLINK_NOFOLLOW
-
-    def _touch(path: str) -> None:
-        if not os.path.islink(path):
-            os.utime(path)
-
-
-_REHASH_CHUNK = 1 << 20
-"""Bytes per read when an existing file is checked before it is reused."""
-
-
 def _write_all(file: IO[bytes], buffers: list[Buffer]) -> None:
     for buffer in buffers:
         file.write(buffer)
-
-
-_SMALL_FILE = 1 << 20
-"""Files up to this size are read with one read call into bytes; larger ones into a
-preallocated bytearray."""
-
-
-def _read_file(path: str, locator: Locator, storage: FileStorage) -> Buffer:
-    """All the bytes of the regular file at `path`, also if it grew while being read."""
-    fd, size = _open_blob(path, locator, storage)
-    try:
-        if size <= _SMALL_FILE:
-            data = os.read(fd, size + 1)
-            if len(data) == size:
-                return data  # asked for one byte more: this is all of it
-            chunks = [data]
-            while chunk := os.read(fd, READ_CHUNK_SIZE):
-                chunks.append(chunk)
-            return b"".join(chunks)
-        buffer = bytearray(size)
-        with memoryview(buffer) as view:
-            done = 0
-            while done < size and (n := os.readv(fd, [view[done:]])):
-                done += n
-        if done < size:
-            del buffer[done:]
-            return buffer
-        while chunk := os.read(fd, READ_CHUNK_SIZE):
-            buffer += chunk
-        return buffer
-    finally:
-        os.close(fd)
 
 
 async def _iter_file(file: IO[bytes]) -> AsyncIterator[Buffer]:
