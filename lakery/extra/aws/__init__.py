@@ -23,6 +23,9 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(msg) from exc
 
 from lakery.common.exceptions import AccessDeniedError
+from lakery.extra.aws.options import ConnectionOptions
+from lakery.extra.aws.options import TransferOptions
+from lakery.extra.aws.retry import RetryPolicy
 from lakery.extra.aws.storage import S3Storage
 
-__all__ = ["AccessDeniedError", "S3Storage"]
+__all__ = ["AccessDeniedError", "ConnectionOptions", "RetryPolicy", "S3Storage", "TransferOptions"]

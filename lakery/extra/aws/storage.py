@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import re
 from collections.abc import AsyncIterator
 from collections.abc import Awaitable
@@ -17,6 +16,7 @@ from datetime import datetime
 from typing import Any
 from typing import Literal
 from typing import TypeVar
+from typing import Unpack
 from urllib.parse import urlsplit
 
 import anyio.to_thread
@@ -38,6 +38,9 @@ from lakery.extra.aws.client import ClientManager
 from lakery.extra.aws.client import LoopClient
 from lakery.extra.aws.client import client_config
 from lakery.extra.aws.client import new_aws_session
+from lakery.extra.aws.options import ConnectionOptions
+from lakery.extra.aws.options import OptionKeywords
+from lakery.extra.aws.options import TransferOptions
 from lakery.extra.aws.retry import RetryPolicy
 from lakery.extra.aws.retry import call_with_retries
 
@@ -46,12 +49,10 @@ __all__ = ["S3Storage"]
 logger = logging.getLogger("lakery.extra.aws")
 
 T = TypeVar("T")
-ChecksumSetting = Literal["when_supported", "when_required"]
 
-MiB = options.MiB
-GiB = options.GiB
-MIN_PART_SIZE = options.MIN_PART_SIZE
-MAX_PART_SIZE = options.MAX_PART_SIZE
+
+def _option(group: str, field: str) -> Any:
+    return property(lambda self: getattr(getattr(self, group), field), doc=f"{group}.{field}")
 
 
 class S3Storage(Storage):
@@ -116,47 +117,21 @@ class S3Storage(Storage):
         bucket: the bucket to write to.
         prefix: key prefix, e.g. ``"teams/ml/lakery"`` (no leading ``/``, no ``..``).
         name: the component name, to register several S3 storages side by side.
-        endpoint_url: for S3-compatible servers, e.g. ``"http://127.0.0.1:9000"``.
-        region: the AWS region; default from the AWS configuration chain.
-        profile: a profile from ``~/.aws/config``; ignored when `session` is given.
-        session: an ``aiobotocore.session.AioSession`` with explicit credentials or setup.
-        addressing_style: ``"auto"``, ``"path"`` (most S3-compatible servers) or
-            ``"virtual"``.
-        request_checksum_calculation: botocore's setting: ``"when_supported"`` (its
-            default since 1.36) sends CRC32/SHA-256 checksum headers; ``"when_required"``
-            sends them only where the API demands, for servers that reject them. None:
-            from ``AWS_REQUEST_CHECKSUM_CALCULATION`` or the config file.
-        response_checksum_validation: ``"when_required"`` (the default) leaves checking
-            downloads to lakery, which verifies the size and SHA-256 of everything it
-            reads; ``"when_supported"`` makes botocore check stored checksums too (twice
-            the hashing work on loads); None: from ``AWS_RESPONSE_CHECKSUM_VALIDATION``.
         object_tags: ``"tagging"`` writes tags as S3 object tags (those S3 allows: at most
             10, keys up to 128 and values up to 256 characters of letters, digits, spaces
             and ``+-=._:/@``; others are left out); ``"metadata"`` writes all of them as
             JSON in the ``x-amz-meta-lakery-tags`` metadata entry (if under 2 KB), for
             servers without object tagging; ``"off"`` writes none.
-        part_size: bytes per part of a streamed upload (at least 5 MiB).
-        multipart_threshold: values larger than this are uploaded in `part_size` parts
-            instead of one PUT (5 MiB to 5 GiB). Lower it to bound the memory and speed up
-            the upload of large values: one PUT needs about twice the value's size.
-        upload_concurrency: parts of one stream uploaded at the same time.
-        copy_part_size: server-side copies of objects larger than this (a stream sent
-            through a temporary object, stored content refreshed in place) are made in
-            parts of this size (5 MiB to 5 GiB).
-        stream_spool_dir: the directory of spool files; None: the system's temporary
-            directory (`tempfile.gettempdir()`, e.g. ``$TMPDIR``) at the time of the write.
-        stream_spool_max_bytes: the longest stream spooled to a local file (and at most
-            half the free space of `stream_spool_dir`); longer streams, and every stream
-            when None or 0, go through a temporary object.
-        read_chunk_size: the largest chunk a streamed read yields (a reader holds one
-            chunk, plus aiohttp's read buffer).
-        max_concurrency: S3 calls in flight at once (per event loop); also the size of
-            the connection pool.
-        max_attempts: attempts per S3 call, the first included.
-        retry_base_delay: seconds; the n-th retry waits up to ``retry_base_delay * 2**n``.
-        retry_max_delay: seconds; the longest wait between attempts.
-        client_options: more ``aiobotocore.config.AioConfig`` arguments (timeouts,
-            proxies, ...), applied last.
+        connection: endpoint, region, credentials, client settings and `max_concurrency`
+            (see `ConnectionOptions`).
+        transfer: part sizes, `upload_concurrency`, spooling and `read_chunk_size` (see
+            `TransferOptions`).
+        retry: attempts per S3 call and the backoff between them (see `RetryPolicy`).
+        **keywords: the fields of a group not given as an object, one by one (e.g.
+            ``part_size=...``; ``max_attempts``, ``retry_base_delay`` and
+            ``retry_max_delay`` for `retry`). A group and one of its fields together
+            raise `ConfigurationError`. They are also read-only attributes of the storage
+            (``storage.part_size``).
     """
 
     name = "lakery.aws.s3@v1"
@@ -167,65 +142,37 @@ class S3Storage(Storage):
         *,
         prefix: str = "",
         name: str | None = None,
-        endpoint_url: str | None = None,
-        region: str | None = None,
-        profile: str | None = None,
-        session: Any = None,
-        addressing_style: Literal["auto", "path", "virtual"] = "auto",
-        request_checksum_calculation: ChecksumSetting | None = None,
-        response_checksum_validation: ChecksumSetting | None = "when_required",
         object_tags: Literal["tagging", "metadata", "off"] = "tagging",
-        part_size: int = 8 * MiB,
-        multipart_threshold: int = 5 * GiB,
-        upload_concurrency: int = 4,
-        copy_part_size: int = 256 * MiB,
-        stream_spool_dir: str | os.PathLike[str] | None = None,
-        stream_spool_max_bytes: int | None = 4 * GiB,
-        read_chunk_size: int = 1 * MiB,
-        max_concurrency: int = 10,
-        max_attempts: int = 5,
-        retry_base_delay: float = 0.1,
-        retry_max_delay: float = 20.0,
-        client_options: Mapping[str, Any] | None = None,
+        connection: ConnectionOptions | None = None,
+        transfer: TransferOptions | None = None,
+        retry: RetryPolicy | None = None,
+        **keywords: Unpack[OptionKeywords],
     ) -> None:
         super().__init__(name=name)
         self.bucket = layout.check_bucket(bucket)
         self.prefix = layout.check_prefix(prefix)
-        self.endpoint_url = options.check_endpoint(endpoint_url)
-        self.region = region
-        self.profile = profile
-        self.session = session
-        self.addressing_style = options.choice(
-            "addressing_style", addressing_style, options.ADDRESSING_STYLES
-        )
-        self.request_checksum_calculation = options.checksum_setting(
-            "request_checksum_calculation", request_checksum_calculation
-        )
-        self.response_checksum_validation = options.checksum_setting(
-            "response_checksum_validation", response_checksum_validation
-        )
         self.object_tags = options.choice("object_tags", object_tags, layout.TAG_MODES)
-        self.part_size = options.bounded_int("part_size", part_size, MIN_PART_SIZE, MAX_PART_SIZE)
-        self.copy_part_size = options.bounded_int(
-            "copy_part_size", copy_part_size, MIN_PART_SIZE, MAX_PART_SIZE
-        )
-        self.stream_spool_dir = options.directory("stream_spool_dir", stream_spool_dir)
-        self.stream_spool_max_bytes = options.optional_size(
-            "stream_spool_max_bytes", stream_spool_max_bytes, options.MAX_OBJECT_SIZE
-        )
-        self.read_chunk_size = options.bounded_int(
-            "read_chunk_size", read_chunk_size, 1, MAX_PART_SIZE
-        )
-        self.upload_concurrency = options.bounded_int(
-            "upload_concurrency", upload_concurrency, 1, 10_000
-        )
-        self.max_concurrency = options.bounded_int("max_concurrency", max_concurrency, 1, 10_000)
-        self.retry = RetryPolicy(max_attempts, retry_base_delay, retry_max_delay)
-        self.client_options = dict(client_options or {})
-        self.multipart_threshold = options.bounded_int(
-            "multipart_threshold", multipart_threshold, MIN_PART_SIZE, MAX_PART_SIZE
-        )
+        groups = {"connection": connection, "transfer": transfer, "retry": retry}
+        self.connection, self.transfer, self.retry = options.grouped(groups, keywords)
         self._clients = self._new_client_manager()
+
+    # the fields of the option groups, read-only under their keyword names
+    endpoint_url = _option("connection", "endpoint_url")
+    region = _option("connection", "region")
+    profile = _option("connection", "profile")
+    session = _option("connection", "session")
+    addressing_style = _option("connection", "addressing_style")
+    request_checksum_calculation = _option("connection", "request_checksum_calculation")
+    response_checksum_validation = _option("connection", "response_checksum_validation")
+    max_concurrency = _option("connection", "max_concurrency")
+    client_options = _option("connection", "client_options")
+    part_size = _option("transfer", "part_size")
+    multipart_threshold = _option("transfer", "multipart_threshold")
+    upload_concurrency = _option("transfer", "upload_concurrency")
+    copy_part_size = _option("transfer", "copy_part_size")
+    stream_spool_dir = _option("transfer", "stream_spool_dir")
+    stream_spool_max_bytes = _option("transfer", "stream_spool_max_bytes")
+    read_chunk_size = _option("transfer", "read_chunk_size")
 
     @classmethod
     def from_url(cls, url: str, **kwargs: Any) -> S3Storage:
@@ -474,20 +421,24 @@ class S3Storage(Storage):
         )
 
     def _new_client_manager(self) -> ClientManager:
+        connection = self.connection
+
         def new_session() -> Any:
-            return self.session if self.session is not None else new_aws_session(self.profile)
+            if connection.session is not None:
+                return connection.session
+            return new_aws_session(connection.profile)
 
         def create(session: Any) -> Any:
             return session.create_client(
                 "s3",
-                region_name=self.region,
-                endpoint_url=self.endpoint_url,
+                region_name=connection.region,
+                endpoint_url=connection.endpoint_url,
                 config=client_config(
-                    max_concurrency=self.max_concurrency,
-                    addressing_style=self.addressing_style,
-                    request_checksum_calculation=self.request_checksum_calculation,
-                    response_checksum_validation=self.response_checksum_validation,
-                    extra=self.client_options,
+                    max_concurrency=connection.max_concurrency,
+                    addressing_style=connection.addressing_style,
+                    request_checksum_calculation=connection.request_checksum_calculation,
+                    response_checksum_validation=connection.response_checksum_validation,
+                    extra=connection.client_options or {},
                 ),
             )
 
