@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-import logging
-import math
 import re
 from collections.abc import AsyncIterator
-from collections.abc import Awaitable
-from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import UTC
 from datetime import datetime
 from typing import Any
 from typing import Literal
-from typing import TypeVar
 from typing import Unpack
 from urllib.parse import urlsplit
-
-import anyio.to_thread
 
 from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import NotFoundError
 from lakery.common.exceptions import StorageError
 from lakery.core.serializer import Buffer
-from lakery.core.storage import THREAD_THRESHOLD
 from lakery.core.storage import BlobInfo
 from lakery.core.storage import HashingStream
 from lakery.core.storage import Locator
@@ -34,21 +26,13 @@ from lakery.extra.aws import download
 from lakery.extra.aws import layout
 from lakery.extra.aws import options
 from lakery.extra.aws import upload
-from lakery.extra.aws.client import ClientManager
-from lakery.extra.aws.client import LoopClient
-from lakery.extra.aws.client import client_config
-from lakery.extra.aws.client import new_aws_session
+from lakery.extra.aws.calls import S3Calls
 from lakery.extra.aws.options import ConnectionOptions
 from lakery.extra.aws.options import OptionKeywords
 from lakery.extra.aws.options import TransferOptions
 from lakery.extra.aws.retry import RetryPolicy
-from lakery.extra.aws.retry import call_with_retries
 
 __all__ = ["S3Storage"]
-
-logger = logging.getLogger("lakery.extra.aws")
-
-T = TypeVar("T")
 
 
 def _option(group: str, field: str) -> Any:
@@ -154,7 +138,10 @@ class S3Storage(Storage):
         self.object_tags = options.choice("object_tags", object_tags, layout.TAG_MODES)
         groups = {"connection": connection, "transfer": transfer, "retry": retry}
         self.connection, self.transfer, self.retry = options.grouped(groups, keywords)
-        self._clients = self._new_client_manager()
+        self._calls = S3Calls(self.bucket, self.connection, self.retry, repr(self))
+        self._writer = upload.Writer(
+            self._calls, self.prefix, self.object_tags, self.transfer, self.name
+        )
 
     # the fields of the option groups, read-only under their keyword names
     endpoint_url = _option("connection", "endpoint_url")
@@ -191,15 +178,6 @@ class S3Storage(Storage):
         )
         return f"S3Storage({self.bucket!r}, prefix={self.prefix!r}{extras}, name={self.name!r})"
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        del state["_clients"]  # clients belong to event loops of this process
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
-        self._clients = self._new_client_manager()
-
     async def __aenter__(self) -> S3Storage:
         return self
 
@@ -211,74 +189,40 @@ class S3Storage(Storage):
 
         The storage stays usable: the next call creates a new client.
         """
-        await self._clients.close()
+        await self._calls.close()
 
     # -- writing ------------------------------------------------------------------------
 
     async def put_value(
         self, data: Sequence[Buffer], *, size: int, sha256: str, tags: Mapping[str, str]
     ) -> Locator:
-        key = layout.content_key(self.prefix, sha256)
-        if size > self.multipart_threshold:
-            piece = max(self.part_size, math.ceil(size / (upload.MAX_PARTS - 1)))
-            parts = upload.regroup(upload.iter_buffers(data, piece), piece)
-            await upload.upload_in_parts(self, key, parts, tags=tags)
-            return {"bucket": self.bucket, "key": key}
-        body = await _joined(data, size)
-        if len(body) != size:
-            msg = f"put_value got {len(body)} bytes but was told size={size}"
-            raise StorageError(msg)
-        client = await self._clients.get()
-        params: dict[str, Any] = {"Body": body, **self.tag_params(tags)}
-        if client.request_checksums:
-            # the digest we already have: S3 checks the bytes against it, botocore adds none
-            params.update(ChecksumAlgorithm="SHA256", ChecksumSHA256=upload.b64_digest(sha256))
-        await self.call("PutObject", key, ContentType=_OCTETS, **params)
-        return {"bucket": self.bucket, "key": key}
+        return await upload.put_value(self._writer, data, size=size, sha256=sha256, tags=tags)
 
     async def put_stream(self, stream: HashingStream, *, tags: Mapping[str, str]) -> Locator:
-        return await upload.put_stream(self, stream, tags=tags)
-
-    def tag_params(self, tags: Mapping[str, str]) -> dict[str, Any]:
-        """The request parameters that attach `tags` to a new object (see `object_tags`)."""
-        left_out = layout.tags_left_out(tags, self.object_tags)
-        if left_out:
-            logger.debug("S3 object tags leave out %s (S3 limits)", ", ".join(left_out))
-        return layout.tag_params(tags, self.object_tags)
+        return await upload.put_stream(self._writer, stream, tags=tags)
 
     # -- reading ------------------------------------------------------------------------
 
     async def get_value(self, locator: Locator) -> Buffer:
         bucket, key = layout.locator_parts(locator)
-
-        async def attempt(client: LoopClient) -> bytearray:
-            response = await client.client.get_object(Bucket=bucket, Key=key)
-            return await download.read_body(response)
-
-        return await self.run("GetObject", attempt, bucket=bucket, key=key, locator=locator)
+        return await download.read_object(self._calls, locator, bucket, key)
 
     async def get_stream(self, locator: Locator) -> AsyncIterator[Buffer]:
         bucket, key = layout.locator_parts(locator)
-        head = await self.call("HeadObject", key, bucket=bucket, locator=locator)
-        size = int(head["ContentLength"])
-        return download.ObjectReader(self, locator, bucket, key, size, head.get("ETag"))
+        chunk_size = self.transfer.read_chunk_size
+        return await download.open_object(self._calls, locator, bucket, key, chunk_size)
 
     async def read_range(self, locator: Locator, start: int, end: int) -> bytearray:
         """Bytes `start` to `end` (inclusive) of the object at `locator`, in one ranged GET."""
         bucket, key = layout.locator_parts(locator)
-
-        async def attempt(client: LoopClient) -> bytearray:
-            response = await client.client.get_object(
-                Bucket=bucket, Key=key, Range=f"bytes={start}-{end}"
-            )
-            return await download.read_body(response)
-
-        return await self.run("GetObject", attempt, bucket=bucket, key=key, locator=locator)
+        return await download.read_object(
+            self._calls, locator, bucket, key, Range=f"bytes={start}-{end}"
+        )
 
     async def delete(self, locator: Locator) -> None:
         bucket, key = layout.locator_parts(locator)
         with contextlib.suppress(NotFoundError):  # no bucket: no object either
-            await self.call("DeleteObject", key, bucket=bucket, locator=locator)
+            await self._calls.call("DeleteObject", key, bucket=bucket, locator=locator)
 
     def uri(self, locator: Locator) -> str | None:
         bucket, key = layout.locator_parts(locator)
@@ -296,7 +240,7 @@ class S3Storage(Storage):
             params: dict[str, Any] = {"Prefix": base}
             if token:
                 params["ContinuationToken"] = token
-            page = await self.call("ListObjectsV2", None, **params)
+            page = await self._calls.call("ListObjectsV2", None, **params)
             for item in page.get("Contents", []):
                 key = item["Key"]
                 fan, _, sha256 = key[len(base) :].partition("/")
@@ -321,12 +265,12 @@ class S3Storage(Storage):
             msg = f"{blob.locator!r} is not a blob of {self!r}"
             raise StorageError(msg)
         try:
-            head = await self.call("HeadObject", key)
+            head = await self._calls.call("HeadObject", key)
         except NotFoundError:
             return False
         if _utc(head["LastModified"]) >= older_than:
             return False
-        await self.call("DeleteObject", key)
+        await self._calls.call("DeleteObject", key)
         return True
 
     async def delete_leftovers(self, *, older_than: datetime, dry_run: bool = False) -> list[str]:
@@ -336,14 +280,14 @@ class S3Storage(Storage):
         prefix = f"{self.prefix}/" if self.prefix else ""
         marker: dict[str, Any] = {}
         while True:
-            page = await self.call("ListMultipartUploads", None, Prefix=prefix, **marker)
+            page = await self._calls.call("ListMultipartUploads", None, Prefix=prefix, **marker)
             for upload_ in page.get("Uploads", []):
                 if _utc(upload_["Initiated"]) >= older_than:
                     continue
                 key, upload_id = upload_["Key"], upload_["UploadId"]
                 if not dry_run:
                     with contextlib.suppress(NotFoundError):
-                        await self.call("AbortMultipartUpload", key, UploadId=upload_id)
+                        await self._calls.call("AbortMultipartUpload", key, UploadId=upload_id)
                 removed.append(f"multipart upload {upload_id} of s3://{self.bucket}/{key}")
             if not page.get("IsTruncated"):
                 break
@@ -357,12 +301,12 @@ class S3Storage(Storage):
             params: dict[str, Any] = {"Prefix": temp}
             if token:
                 params["ContinuationToken"] = token
-            listing = await self.call("ListObjectsV2", None, **params)
+            listing = await self._calls.call("ListObjectsV2", None, **params)
             for item in listing.get("Contents", []):
                 if _utc(item["LastModified"]) >= older_than:
                     continue
                 if not dry_run:
-                    await self.call("DeleteObject", item["Key"])
+                    await self._calls.call("DeleteObject", item["Key"])
                 removed.append(f"s3://{self.bucket}/{item['Key']}")
             token = listing.get("NextContinuationToken")
             if not listing.get("IsTruncated") or not token:
@@ -374,94 +318,14 @@ class S3Storage(Storage):
 
     # -- calls --------------------------------------------------------------------------
 
-    async def call(
-        self,
-        operation: str,
-        key: str | None,
-        *,
-        bucket: str | None = None,
-        locator: Any = None,
-        **params: Any,
-    ) -> dict[str, Any]:
-        """Call an S3 operation (e.g. ``"PutObject"``) on `key`, with retries and limits."""
-        bucket = bucket or self.bucket
-        method = _snake(operation)
-        if key is not None:
-            params["Key"] = key
-
-        async def attempt(client: LoopClient) -> dict[str, Any]:
-            return await getattr(client.client, method)(Bucket=bucket, **params)
-
-        return await self.run(operation, attempt, bucket=bucket, key=key, locator=locator)
-
-    async def run(
-        self,
-        operation: str,
-        attempt: Callable[[LoopClient], Awaitable[T]],
-        *,
-        bucket: str,
-        key: str | None,
-        locator: Any = None,
-    ) -> T:
-        """Run `attempt` with this loop's client in a concurrency slot, with retries."""
-        client = await self._clients.get()
-
-        async def limited() -> T:
-            async with client.slots:
-                return await attempt(client)
-
-        where = f"s3://{bucket}/{key}" if key else f"s3://{bucket}"
-        return await call_with_retries(
-            limited,
-            policy=self.retry,
-            operation=operation,
-            where=where,
-            locator=locator if locator is not None else {"bucket": bucket, "key": key},
-            secrets=lambda: client.secrets,
-        )
-
-    def _new_client_manager(self) -> ClientManager:
-        connection = self.connection
-
-        def new_session() -> Any:
-            if connection.session is not None:
-                return connection.session
-            return new_aws_session(connection.profile)
-
-        def create(session: Any) -> Any:
-            return session.create_client(
-                "s3",
-                region_name=connection.region,
-                endpoint_url=connection.endpoint_url,
-                config=client_config(
-                    max_concurrency=connection.max_concurrency,
-                    addressing_style=connection.addressing_style,
-                    request_checksum_calculation=connection.request_checksum_calculation,
-                    response_checksum_validation=connection.response_checksum_validation,
-                    extra=connection.client_options or {},
-                ),
-            )
-
-        return ClientManager(
-            create, new_session, max_concurrency=self.max_concurrency, label=repr(self)
-        )
+    async def call(self, operation: str, key: str | None, **params: Any) -> dict[str, Any]:
+        """Call an S3 operation (e.g. ``"CreateBucket"``) on `key` of this storage's bucket
+        (or of ``bucket=...``), with its client, limits and retries; see `S3Calls.call`."""
+        return await self._calls.call(operation, key, **params)
 
 
-_OCTETS = "application/octet-stream"
 _BLOB_NAME = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-async def _joined(data: Sequence[Buffer], size: int) -> bytes | bytearray:
-    if len(data) == 1 and isinstance(data[0], bytes | bytearray):
-        return data[0]
-    if size > THREAD_THRESHOLD:
-        return await anyio.to_thread.run_sync(b"".join, data)
-    return b"".join(data)
-
-
-def _snake(operation: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
