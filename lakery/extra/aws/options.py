@@ -209,8 +209,8 @@ def grouped(
         if fields_of[group]:
             both = ", ".join(k for k in keywords if _KEYWORDS[k][0] == group)
             msg = (
-                f"S3Storage got {group}= and also {both}, which belong to it: set them in "
-                f"the {cls.__name__} (dataclasses.replace) or pass only keywords"
+                f"S3Storage got {group}= and also {both}, which belong to it: set them "
+                f"in the {cls.__name__} (e.g. with dataclasses.replace), or give only keywords"
             )
             raise ConfigurationError(msg)
         made.append(given)

@@ -36,7 +36,8 @@ __all__ = ["S3Storage"]
 
 
 def _option(group: str, field: str) -> Any:
-    return property(lambda self: getattr(getattr(self, group), field), doc=f"{group}.{field}")
+    """A read-only attribute for the option `field` of the group `group`."""
+    return property(lambda self: getattr(getattr(self, group), field), doc=f"`{group}.{field}`")
 
 
 class S3Storage(Storage):
