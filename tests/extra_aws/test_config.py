@@ -12,10 +12,14 @@ import lakery.extra.aws
 from lakery import Registry
 from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import StorageError
+from lakery.extra.aws import ConnectionOptions
+from lakery.extra.aws import RetryPolicy
 from lakery.extra.aws import S3Storage
+from lakery.extra.aws import TransferOptions
 from lakery.extra.aws import layout
 
 DIGEST = hashlib.sha256(b"x").hexdigest()
+MiB = 1 << 20
 
 
 def test_package_all_is_complete() -> None:
@@ -127,6 +131,95 @@ def test_spool_options(tmp_path: Path) -> None:
     assert storage.stream_spool_dir == str(tmp_path)
     assert storage.stream_spool_max_bytes == 0  # spooling off
     assert S3Storage("my-bucket", stream_spool_max_bytes=0).stream_spool_max_bytes == 0
+
+
+CONNECTION_KEYWORDS = {
+    "endpoint_url": "http://127.0.0.1:9000",
+    "region": "eu-west-1",
+    "profile": "ml",
+    "addressing_style": "path",
+    "request_checksum_calculation": "when_required",
+    "response_checksum_validation": "when_supported",
+    "max_concurrency": 3,
+    "client_options": {"connect_timeout": 5},
+}
+KEYWORDS = {
+    **CONNECTION_KEYWORDS,
+    "part_size": 6 * MiB,
+    "multipart_threshold": 64 * MiB,
+    "upload_concurrency": 2,
+    "copy_part_size": 32 * MiB,
+    "stream_spool_dir": "/var/tmp",
+    "stream_spool_max_bytes": None,
+    "read_chunk_size": 4096,
+    "max_attempts": 2,
+    "retry_base_delay": 0.5,
+    "retry_max_delay": 2.0,
+}
+CONNECTION = ConnectionOptions(**CONNECTION_KEYWORDS)  # type: ignore[arg-type]
+TRANSFER = TransferOptions(
+    part_size=6 * MiB,
+    multipart_threshold=64 * MiB,
+    upload_concurrency=2,
+    copy_part_size=32 * MiB,
+    stream_spool_dir=Path("/var/tmp"),  # kept as a str
+    stream_spool_max_bytes=0,  # what None means
+    read_chunk_size=4096,
+)
+RETRY = RetryPolicy(max_attempts=2, base_delay=0.5, max_delay=2.0)
+
+
+def test_keywords_and_option_groups_make_the_same_storage() -> None:
+    by_keywords = S3Storage("my-bucket", **KEYWORDS)  # type: ignore[arg-type]
+    by_groups = S3Storage("my-bucket", connection=CONNECTION, transfer=TRANSFER, retry=RETRY)
+    for storage in (by_keywords, by_groups):
+        assert (storage.connection, storage.transfer, storage.retry) == (
+            CONNECTION,
+            TRANSFER,
+            RETRY,
+        )
+    assert repr(by_keywords) == repr(by_groups)
+    mixed = S3Storage("my-bucket", transfer=TRANSFER, **CONNECTION_KEYWORDS)  # type: ignore[arg-type]
+    assert (mixed.connection, mixed.transfer, mixed.retry) == (CONNECTION, TRANSFER, RetryPolicy())
+    for option, value in KEYWORDS.items():  # each option is still an attribute
+        if option not in ("max_attempts", "retry_base_delay", "retry_max_delay"):
+            assert getattr(by_groups, option) == getattr(TRANSFER, option, value), option
+    default = S3Storage("my-bucket")
+    assert (default.connection, default.transfer, default.retry) == (
+        ConnectionOptions(),
+        TransferOptions(),
+        RetryPolicy(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("group", "keyword"),
+    [
+        ("connection", {"region": "us-east-1"}),
+        ("transfer", {"part_size": 8 * 1024 * 1024}),
+        ("retry", {"retry_max_delay": 1.0}),
+    ],
+)
+def test_a_group_and_one_of_its_keywords_conflict(group: str, keyword: dict[str, object]) -> None:
+    given = {"connection": CONNECTION, "transfer": TRANSFER, "retry": RETRY}[group]
+    (name,) = keyword
+    with pytest.raises(ConfigurationError, match=f"{group}=.*{name}"):
+        S3Storage("my-bucket", **{group: given}, **keyword)  # type: ignore[arg-type]
+
+
+def test_option_groups_are_checked() -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument 'part_sise'"):
+        S3Storage("my-bucket", part_sise=1)  # type: ignore[call-arg]
+    with pytest.raises(ConfigurationError, match="must be a TransferOptions"):
+        S3Storage("my-bucket", transfer={"part_size": 1})  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="part_size"):
+        TransferOptions(part_size=1024)
+    with pytest.raises(ConfigurationError, match="addressing_style"):
+        ConnectionOptions(addressing_style="sideways")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="max_attempts"):
+        RetryPolicy(max_attempts=0)
+    with pytest.raises(AttributeError):
+        TRANSFER.part_size = 1  # type: ignore[misc]
 
 
 def test_from_url() -> None:

@@ -148,6 +148,6 @@ async def test_explicit_session_secret_not_in_repr_of_internals(
 ) -> None:
     storage = make_storage()
     await storage.put_value([b""], size=0, sha256=sha(b""), tags={})
-    client: Any = await storage._clients.get()
+    client: Any = await storage._calls.clients.get()
     assert client.secrets  # kept only to redact messages
     assert_clean(repr(client) + repr(storage) + repr(vars(storage)))

@@ -22,7 +22,7 @@ def sha(data: bytes) -> str:
 async def round_trip(storage: S3Storage, data: bytes) -> Any:
     locator = await storage.put_value([data], size=len(data), sha256=sha(data), tags={})
     assert bytes(await storage.get_value(locator)) == data
-    return (await storage._clients.get()).client
+    return (await storage._calls.clients.get()).client
 
 
 @pytest.fixture
@@ -57,17 +57,17 @@ def test_one_client_per_loop_reused_within_it(storage: S3Storage) -> None:
         return clients
 
     assert len(asyncio.run(many())) == 1
-    assert storage._clients.created == 1
+    assert storage._calls.clients.created == 1
 
 
 def test_asyncio_run_twice_gets_a_fresh_client(storage: S3Storage) -> None:
     first = asyncio.run(round_trip(storage, b"first run"))
-    loop_clients = list(storage._clients._clients.values())
+    loop_clients = list(storage._calls.clients._clients.values())
     assert loop_clients[0].closed, "asyncio.run's shutdown closes the loop's client"
     second = asyncio.run(round_trip(storage, b"second run"))
     assert first is not second
-    assert storage._clients.created == 2
-    assert len(storage._clients._clients) == 1  # the dead loop's entry is gone
+    assert storage._calls.clients.created == 2
+    assert len(storage._calls.clients._clients) == 1  # the dead loop's entry is gone
 
 
 def test_loop_closed_without_shutdown_is_not_reused(storage: S3Storage) -> None:
@@ -91,7 +91,7 @@ def test_close_and_context_manager(storage: S3Storage) -> None:
         await storage.close()  # closing twice is fine
 
     asyncio.run(main())
-    assert storage._clients.created == 2
+    assert storage._calls.clients.created == 2
 
 
 def test_two_loops_in_two_threads_at_once(storage: S3Storage) -> None:
@@ -117,7 +117,7 @@ def test_two_loops_in_two_threads_at_once(storage: S3Storage) -> None:
         thread.join(timeout=60)
     assert not any(isinstance(r, BaseException) for r in results.values()), results
     assert results["a"] is not results["b"]
-    assert storage._clients.created == 2
+    assert storage._calls.clients.created == 2
 
 
 def test_outside_an_event_loop_is_a_clear_error(storage: S3Storage) -> None:
@@ -132,8 +132,8 @@ def test_loop_shutdown_closes_the_client(storage: S3Storage) -> None:
     loop = asyncio.new_event_loop()
     try:
         loop.run_until_complete(round_trip(storage, b"runner loop"))
-        assert not any(c.closed for c in storage._clients._clients.values())
+        assert not any(c.closed for c in storage._calls.clients._clients.values())
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-    assert all(c.closed for c in storage._clients._clients.values())
+    assert all(c.closed for c in storage._calls.clients._clients.values())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 from typing import Any
 
 import anyio
@@ -15,20 +14,40 @@ from botocore.exceptions import IncompleteReadError
 from lakery.common.exceptions import StorageError
 from lakery.core.serializer import Buffer
 from lakery.core.storage import Locator
+from lakery.extra.aws.calls import S3Calls
 from lakery.extra.aws.client import LoopClient
 from lakery.extra.aws.retry import describe
 from lakery.extra.aws.retry import error_code
 from lakery.extra.aws.retry import is_retryable
 from lakery.extra.aws.retry import translate_error
 
-if TYPE_CHECKING:
-    from lakery.extra.aws.storage import S3Storage
-
-__all__ = ["ObjectReader", "read_body"]
+__all__ = ["ObjectReader", "open_object", "read_body", "read_object"]
 
 logger = logging.getLogger("lakery.extra.aws")
 
 _READ_STEP = 1 << 20
+
+
+async def read_object(
+    calls: S3Calls, locator: Locator, bucket: str, key: str, **params: Any
+) -> bytearray:
+    """The whole object at `key` (`params`: e.g. a ``Range``), in one GetObject."""
+
+    async def attempt(client: LoopClient) -> bytearray:
+        response = await client.client.get_object(Bucket=bucket, Key=key, **params)
+        return await read_body(response)
+
+    return await calls.run("GetObject", attempt, bucket=bucket, key=key, locator=locator)
+
+
+async def open_object(
+    calls: S3Calls, locator: Locator, bucket: str, key: str, chunk_size: int
+) -> ObjectReader:
+    """A streamed read of the object at `key`, after a HeadObject (so a missing object
+    raises `NotFoundError` now, and nothing more is requested until it is iterated)."""
+    head = await calls.call("HeadObject", key, bucket=bucket, locator=locator)
+    size = int(head["ContentLength"])
+    return ObjectReader(calls, locator, bucket, key, size, head.get("ETag"), chunk_size)
 
 
 async def read_body(response: Mapping[str, Any]) -> bytearray:
@@ -49,30 +68,32 @@ async def read_body(response: Mapping[str, Any]) -> bytearray:
 
 
 class ObjectReader:
-    """Reads an object with one streamed GET, in chunks of at most `read_chunk_size` bytes
+    """Reads an object with one streamed GET, in chunks of at most `chunk_size` bytes
     (what has arrived, as aiohttp hands it over: no copy into buffers of a fixed size).
 
-    `S3Storage.get_stream` has checked with a HEAD that the object exists; nothing else is
-    requested, and no connection is taken, before the first `__anext__`. The GET carries
-    the ETag the HEAD saw (``If-Match``). If the transfer breaks off (a reset connection,
-    a truncated body), the rest is requested with a ranged GET from the first byte not yet
-    read (``Range: bytes=<offset>-``, with the same ``If-Match``), after the retry policy's
-    backoff; breaks in a row with no byte received in between count against
-    `max_attempts`. An object replaced in the meantime fails the ``If-Match``, which
-    raises `StorageError` rather than mixing the bytes of two objects. Exhausting the
-    reader, `aclose()`, an error or a cancellation closes the response.
+    `open_object` has checked with a HEAD that the object exists and how long it is;
+    nothing else is requested, and no connection is taken, before the first `__anext__`.
+    The GET carries the ETag the HEAD saw (``If-Match``). If the transfer breaks off (a
+    reset connection, a truncated body), the rest is requested with a ranged GET from the
+    first byte not yet read (``Range: bytes=<offset>-``, with the same ``If-Match``),
+    after the retry policy's backoff; breaks in a row with no byte received in between
+    count against `max_attempts`. An object replaced in the meantime fails the
+    ``If-Match``, which raises `StorageError` rather than mixing the bytes of two objects.
+    Exhausting the reader, `aclose()`, an error or a cancellation closes the response.
     """
 
     def __init__(
         self,
-        storage: S3Storage,
+        calls: S3Calls,
         locator: Locator,
         bucket: str,
         key: str,
         size: int,
         etag: str | None,
+        chunk_size: int,
     ) -> None:
-        self._storage = storage
+        self._calls = calls
+        self._chunk_size = chunk_size
         self._locator = locator
         self._bucket = bucket
         self._key = key
@@ -93,7 +114,7 @@ class ObjectReader:
         if self._offset >= self._size:
             await self._finish()
             raise StopAsyncIteration
-        want = min(self._storage.read_chunk_size, self._size - self._offset)
+        want = min(self._chunk_size, self._size - self._offset)
         try:
             chunk = await self._read(want)
         except BaseException:
@@ -153,15 +174,15 @@ class ObjectReader:
                 raise StorageError(self._changed(start))
             return body
 
-        return await self._storage.run(
+        return await self._calls.run(
             "GetObject", attempt, bucket=self._bucket, key=self._key, locator=self._locator
         )
 
     async def _after_break(self, exc: Exception, position: int) -> None:
         """Raise the lakery error for `exc`, or wait before the transfer is resumed."""
-        policy = self._storage.retry
+        policy = self._calls.retry
         retry = self._failures
-        client = await self._storage._clients.get()
+        client = await self._calls.client()
         if not is_retryable(exc) or retry + 1 >= policy.max_attempts:
             raise translate_error(
                 exc,
@@ -195,7 +216,7 @@ class ObjectReader:
         try:
             extra = await body.read(1)  # also lets botocore check a response checksum
         except Exception as exc:
-            client = await self._storage._clients.get()
+            client = await self._calls.client()
             raise translate_error(
                 exc,
                 operation="GetObject",

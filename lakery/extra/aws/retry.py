@@ -90,6 +90,8 @@ class RetryPolicy:
 
     The n-th retry waits a random time between 0 and ``min(max_delay, base_delay * 2**n)``
     ("full jitter"), so that many clients backing off from one throttled prefix spread out.
+    `S3Storage(retry=...)` takes one; its keywords ``max_attempts``, ``retry_base_delay``
+    and ``retry_max_delay`` make one.
 
     Attributes:
         max_attempts: attempts per call, the first included (1 disables retries).

@@ -1,4 +1,4 @@
-"""Multipart uploads for `S3Storage`: streams and huge values.
+"""Writes for `S3Storage`: values in one PUT or in parts, and streams.
 
 A stream's content address is known only once it is exhausted, and S3 cannot rename. A
 stream that does not fit in one part is therefore either
@@ -28,7 +28,7 @@ from collections.abc import AsyncIterator
 from collections.abc import Mapping
 from collections.abc import Sequence
 from contextlib import aclosing
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -40,17 +40,17 @@ from lakery.common.exceptions import NotFoundError
 from lakery.common.exceptions import StorageError
 from lakery.core.errors import raise_first
 from lakery.core.serializer import Buffer
+from lakery.core.storage import THREAD_THRESHOLD
 from lakery.core.storage import HashingStream
 from lakery.core.storage import Locator
 from lakery.extra.aws import layout
+from lakery.extra.aws.calls import S3Calls
+from lakery.extra.aws.options import TransferOptions
 from lakery.extra.aws.spool import SpoolFile
 from lakery.extra.aws.spool import crc32_b64
 from lakery.extra.aws.spool import spool_directory
 
-if TYPE_CHECKING:
-    from lakery.extra.aws.storage import S3Storage
-
-__all__ = ["MAX_PARTS", "b64_digest", "iter_buffers", "put_stream", "regroup", "upload_in_parts"]
+__all__ = ["MAX_PARTS", "Writer", "put_stream", "put_value", "regroup"]
 
 logger = logging.getLogger("lakery.extra.aws")
 
@@ -61,34 +61,75 @@ CLEANUP_TIMEOUT = 60.0
 _OCTETS = "application/octet-stream"
 
 
-def b64_digest(sha256: str) -> str:
-    """The base64 form of a hex sha256 digest, as S3's ``ChecksumSHA256`` wants it."""
-    return base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
+@dataclass(frozen=True)
+class Writer:
+    """What the writes of one `S3Storage` need: its calls (and bucket), key prefix, how
+    object tags are written (`object_tags`), its transfer options and its name (`label`)."""
+
+    calls: S3Calls
+    prefix: str
+    object_tags: str
+    transfer: TransferOptions
+    label: str
+
+    @property
+    def bucket(self) -> str:
+        return self.calls.bucket
+
+    def tag_params(self, tags: Mapping[str, str]) -> dict[str, Any]:
+        """The request parameters that attach `tags` to a new object."""
+        left_out = layout.tags_left_out(tags, self.object_tags)
+        if left_out:
+            logger.debug("S3 object tags leave out %s (S3 limits)", ", ".join(left_out))
+        return layout.tag_params(tags, self.object_tags)
 
 
-async def put_stream(
-    storage: S3Storage, stream: HashingStream, *, tags: Mapping[str, str]
+async def put_value(
+    writer: Writer, data: Sequence[Buffer], *, size: int, sha256: str, tags: Mapping[str, str]
 ) -> Locator:
+    """Write a value: one PUT with its sha256, or in parts above `multipart_threshold`."""
+    key = layout.content_key(writer.prefix, sha256)
+    locator = {"bucket": writer.bucket, "key": key}
+    transfer = writer.transfer
+    if size > transfer.multipart_threshold:
+        piece = max(transfer.part_size, math.ceil(size / (MAX_PARTS - 1)))
+        parts = regroup(_iter_buffers(data, piece), piece)
+        await _upload_in_parts(writer, key, parts, tags=tags)
+        return locator
+    body = await _joined(data, size)
+    if len(body) != size:
+        msg = f"put_value got {len(body)} bytes but was told size={size}"
+        raise StorageError(msg)
+    client = await writer.calls.client()
+    params: dict[str, Any] = {"Body": body, **writer.tag_params(tags)}
+    if client.request_checksums:
+        # the digest we already have: S3 checks the bytes against it, botocore adds none
+        params.update(ChecksumAlgorithm="SHA256", ChecksumSHA256=_b64_digest(sha256))
+    await writer.calls.call("PutObject", key, ContentType=_OCTETS, **params)
+    return locator
+
+
+async def put_stream(writer: Writer, stream: HashingStream, *, tags: Mapping[str, str]) -> Locator:
     """Write a stream: one PUT if it fits in one part, else spooled or through a temporary
     object (see the module docstring)."""
-    async with aclosing(regroup(stream, storage.part_size)) as parts:
+    async with aclosing(regroup(stream, writer.transfer.part_size)) as parts:
         first = await anext(parts, None)
-        if first is None or len(first) < storage.part_size:  # the stream has ended
+        if first is None or len(first) < writer.transfer.part_size:  # the stream has ended
             body = [first] if first is not None else []
-            return await storage.put_value(body, size=stream.size, sha256=stream.sha256, tags=tags)
+            return await put_value(writer, body, size=stream.size, sha256=stream.sha256, tags=tags)
         head = [first]
         del first  # only `head` holds it, until it is spooled or sent
-        spool = await _open_spool(storage) if storage.stream_spool_max_bytes else None
+        spool = await _open_spool(writer) if writer.transfer.stream_spool_max_bytes else None
         if spool is None:
-            return await _put_through_temp(storage, stream, _chain(head, parts), tags)
+            return await _put_through_temp(writer, stream, _chain(head, parts), tags)
         try:
-            return await _put_spooled(storage, stream, spool, head, parts, tags)
+            return await _put_spooled(writer, stream, spool, head, parts, tags)
         finally:
             await spool.close()
 
 
-async def _open_spool(storage: S3Storage) -> SpoolFile | None:
-    directory = spool_directory(storage.stream_spool_dir)
+async def _open_spool(writer: Writer) -> SpoolFile | None:
+    directory = spool_directory(writer.transfer.stream_spool_dir)
     try:
         return await SpoolFile.create(directory)
     except OSError as exc:
@@ -103,25 +144,25 @@ async def _open_spool(storage: S3Storage) -> SpoolFile | None:
 
 
 async def _put_spooled(
-    storage: S3Storage,
+    writer: Writer,
     stream: HashingStream,
     spool: SpoolFile,
     head: list[bytes],
     parts: AsyncIterator[bytes],
     tags: Mapping[str, str],
 ) -> Locator:
-    limit = min(storage.stream_spool_max_bytes or 0, spool.free_at_start // 2)
+    limit = min(writer.transfer.stream_spool_max_bytes or 0, spool.free_at_start // 2)
     part: bytes | None = head.pop()
     while True:
         unwritten = await spool.settle()  # the previous part's write
         if unwritten:  # a full disk: S3 takes the rest
             break
         if part is None:  # the stream has ended within the limit: its hash is known
-            return await _upload_spooled(storage, stream.sha256, spool, tags)
+            return await _upload_spooled(writer, stream.sha256, spool, tags)
         if spool.size + len(part) > limit:
             logger.info(
                 "a stream of S3Storage %r outgrew its spool limit of %d bytes",
-                storage.name,
+                writer.label,
                 limit,
             )
             break
@@ -131,87 +172,85 @@ async def _put_spooled(
     if part is not None:
         unwritten.append(part)
     del part
-    spooled = _spooled_parts(spool, storage.part_size, spool.size)
+    spooled = _spooled_parts(spool, writer.transfer.part_size, spool.size)
     rest = _concat(spooled, _chain(unwritten, parts))
-    return await _put_through_temp(storage, stream, rest, tags)
+    return await _put_through_temp(writer, stream, rest, tags)
 
 
 async def _upload_spooled(
-    storage: S3Storage, sha256: str, spool: SpoolFile, tags: Mapping[str, str]
+    writer: Writer, sha256: str, spool: SpoolFile, tags: Mapping[str, str]
 ) -> Locator:
-    key = layout.content_key(storage.prefix, sha256)
-    locator = {"bucket": storage.bucket, "key": key}
+    key = layout.content_key(writer.prefix, sha256)
+    locator = {"bucket": writer.bucket, "key": key}
     size = spool.size
-    if await _refresh_if_stored(storage, key, size, tags):
+    if await _refresh_if_stored(writer, key, size, tags):
         return locator
-    if size <= storage.part_size:
+    if size <= writer.transfer.part_size:
         body = await spool.read(0, size)
-        return await storage.put_value([body], size=size, sha256=sha256, tags=tags)
-    piece = max(storage.part_size, math.ceil(size / MAX_PARTS))
-    await upload_in_parts(storage, key, _spooled_parts(spool, piece, size), tags=tags)
+        return await put_value(writer, [body], size=size, sha256=sha256, tags=tags)
+    piece = max(writer.transfer.part_size, math.ceil(size / MAX_PARTS))
+    await _upload_in_parts(writer, key, _spooled_parts(spool, piece, size), tags=tags)
     return locator
 
 
-async def _refresh_if_stored(
-    storage: S3Storage, key: str, size: int, tags: Mapping[str, str]
-) -> bool:
+async def _refresh_if_stored(writer: Writer, key: str, size: int, tags: Mapping[str, str]) -> bool:
     """Whether the content is stored at `key` already; if so, rewrite it in place
     (server-side) so that its LastModified tells garbage collection that it is in use."""
     try:
-        head = await storage.call("HeadObject", key)
+        head = await writer.calls.call("HeadObject", key)
     except (NotFoundError, AccessDeniedError):  # 403: no s3:ListBucket, so maybe missing
         return False
     if int(head.get("ContentLength", -1)) != size:
         logger.warning(
             "s3://%s/%s holds %s bytes, not the %d of its content: it is uploaded again",
-            storage.bucket,
+            writer.bucket,
             key,
             head.get("ContentLength"),
             size,
         )
         return False
     try:
-        await _copy(storage, key, key, size, tags)
+        await _copy(writer, key, key, size, tags)
     except NotFoundError:  # deleted since the HEAD (garbage collection): upload it
         return False
     logger.debug(
         "s3://%s/%s is stored already: upload skipped, object refreshed in place",
-        storage.bucket,
+        writer.bucket,
         key,
     )
     return True
 
 
 async def _put_through_temp(
-    storage: S3Storage,
+    writer: Writer,
     stream: HashingStream,
     parts: AsyncIterator[bytes],
     tags: Mapping[str, str],
 ) -> Locator:
     """Upload `parts` to a temporary key, then copy the object to its content address."""
-    temp_key = f"{layout.temp_prefix(storage.prefix)}{uuid.uuid4().hex}"
+    temp_key = f"{layout.temp_prefix(writer.prefix)}{uuid.uuid4().hex}"
     try:
-        await upload_in_parts(storage, temp_key, parts, tags=tags)
-        key = layout.content_key(storage.prefix, stream.sha256)
-        await _copy(storage, temp_key, key, stream.size, tags)
+        await _upload_in_parts(writer, temp_key, parts, tags=tags)
+        key = layout.content_key(writer.prefix, stream.sha256)
+        await _copy(writer, temp_key, key, stream.size, tags)
     finally:
         # also after a failed upload: its completion may have reached S3 unanswered
-        await _delete_quietly(storage, temp_key)
-    return {"bucket": storage.bucket, "key": key}
+        await _delete_quietly(writer, temp_key)
+    return {"bucket": writer.bucket, "key": key}
 
 
-async def upload_in_parts(
-    storage: S3Storage, key: str, parts: AsyncIterator[bytes], *, tags: Mapping[str, str]
+async def _upload_in_parts(
+    writer: Writer, key: str, parts: AsyncIterator[bytes], *, tags: Mapping[str, str]
 ) -> None:
     """Upload `parts` (each at least 5 MiB but the last) as one object at `key`."""
-    client = await storage._clients.get()
-    extra: dict[str, Any] = {"ContentType": _OCTETS, **storage.tag_params(tags)}
+    client = await writer.calls.client()
+    extra: dict[str, Any] = {"ContentType": _OCTETS, **writer.tag_params(tags)}
     checksum: dict[str, Any] = {"ChecksumAlgorithm": "CRC32"} if client.request_checksums else {}
-    upload = _Multipart(storage, key)
+    upload = _Multipart(writer.calls, key)
     await upload.start(**extra, **checksum)
     with_crc32 = bool(checksum)
     try:
-        slots = anyio.Semaphore(storage.upload_concurrency)
+        slots = anyio.Semaphore(writer.transfer.upload_concurrency)
         try:
             async with anyio.create_task_group() as group:
                 number = 0
@@ -223,7 +262,7 @@ async def upload_in_parts(
                         break
                     number += 1
                     if number > MAX_PARTS:
-                        raise StorageError(_too_many_parts(storage.part_size))
+                        raise StorageError(_too_many_parts(writer.transfer.part_size))
                     group.start_soon(_send_part, upload, number, body, with_crc32, slots)
                     del body
         except BaseExceptionGroup as group_error:
@@ -234,7 +273,20 @@ async def upload_in_parts(
         raise
 
 
-async def iter_buffers(data: Sequence[Buffer], piece: int) -> AsyncIterator[memoryview]:
+def _b64_digest(sha256: str) -> str:
+    """The base64 form of a hex sha256 digest, as S3's ``ChecksumSHA256`` wants it."""
+    return base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
+
+
+async def _joined(data: Sequence[Buffer], size: int) -> bytes | bytearray:
+    if len(data) == 1 and isinstance(data[0], bytes | bytearray):
+        return data[0]
+    if size > THREAD_THRESHOLD:
+        return await anyio.to_thread.run_sync(b"".join, data)
+    return b"".join(data)
+
+
+async def _iter_buffers(data: Sequence[Buffer], piece: int) -> AsyncIterator[memoryview]:
     """Slices of at most `piece` bytes of in-memory buffers, without copying them."""
     for buffer in data:
         view = memoryview(buffer).cast("B")
@@ -321,18 +373,18 @@ def _too_many_parts(part_size: int) -> str:
 class _Multipart:
     """One multipart upload to `key`: parts sent or copied, then completed or aborted."""
 
-    def __init__(self, storage: S3Storage, key: str) -> None:
-        self.storage = storage
+    def __init__(self, calls: S3Calls, key: str) -> None:
+        self.calls = calls
         self.key = key
         self.upload_id: str | None = None
         self.parts: dict[int, dict[str, Any]] = {}
 
     async def start(self, **params: Any) -> None:
-        response = await self.storage.call("CreateMultipartUpload", self.key, **params)
+        response = await self.calls.call("CreateMultipartUpload", self.key, **params)
         self.upload_id = response["UploadId"]
 
     async def send(self, number: int, body: bytes, **params: Any) -> None:
-        response = await self.storage.call(
+        response = await self.calls.call(
             "UploadPart",
             self.key,
             UploadId=self.upload_id,
@@ -343,19 +395,19 @@ class _Multipart:
         self.parts[number] = _part_entry(number, response)
 
     async def copy(self, number: int, source_key: str, start: int, end: int) -> None:
-        response = await self.storage.call(
+        response = await self.calls.call(
             "UploadPartCopy",
             self.key,
             UploadId=self.upload_id,
             PartNumber=number,
-            CopySource={"Bucket": self.storage.bucket, "Key": source_key},
+            CopySource={"Bucket": self.calls.bucket, "Key": source_key},
             CopySourceRange=f"bytes={start}-{end}",
         )
         self.parts[number] = _part_entry(number, response["CopyPartResult"])
 
     async def complete(self) -> None:
         parts = [self.parts[n] for n in sorted(self.parts)]
-        await self.storage.call(
+        await self.calls.call(
             "CompleteMultipartUpload",
             self.key,
             UploadId=self.upload_id,
@@ -368,7 +420,7 @@ class _Multipart:
             return
         with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT) as scope:
             try:
-                await self.storage.call("AbortMultipartUpload", self.key, UploadId=self.upload_id)
+                await self.calls.call("AbortMultipartUpload", self.key, UploadId=self.upload_id)
                 return
             except NotFoundError:
                 return  # already completed or aborted
@@ -380,7 +432,7 @@ class _Multipart:
             "could not abort the multipart upload %s of s3://%s/%s (%s); a lifecycle rule "
             "that aborts incomplete multipart uploads will remove it",
             self.upload_id,
-            self.storage.bucket,
+            self.calls.bucket,
             self.key,
             problem,
         )
@@ -398,30 +450,30 @@ def _part_entry(number: int, response: Mapping[str, Any]) -> dict[str, Any]:
 
 
 async def _copy(
-    storage: S3Storage, source_key: str, key: str, size: int, tags: Mapping[str, str]
+    writer: Writer, source_key: str, key: str, size: int, tags: Mapping[str, str]
 ) -> None:
     """Copy `source_key` to `key` server-side; onto itself when they are the same key,
     which rewrites the object (new LastModified) with this write's tags."""
     # Copied even when identical content is stored already: the new LastModified is what
     # keeps garbage collection (which spares recent objects) away until the save commits.
     in_place = source_key == key
-    if size <= storage.copy_part_size:
-        source = {"Bucket": storage.bucket, "Key": source_key}
-        client = await storage._clients.get()
+    if size <= writer.transfer.copy_part_size:
+        source = {"Bucket": writer.bucket, "Key": source_key}
+        client = await writer.calls.client()
         params: dict[str, Any] = {"CopySource": source}
         if client.request_checksums:
             params["ChecksumAlgorithm"] = "CRC32"  # whole-object CRC
         if in_place:  # S3 refuses a copy onto itself that changes nothing
             params.update(MetadataDirective="REPLACE", ContentType=_OCTETS)
-            params.update(storage.tag_params(tags))
-            if storage.object_tags == "tagging":
+            params.update(writer.tag_params(tags))
+            if writer.object_tags == "tagging":
                 params["TaggingDirective"] = "REPLACE"
-        await storage.call("CopyObject", key, **params)
+        await writer.calls.call("CopyObject", key, **params)
         return
-    upload = _Multipart(storage, key)
-    await upload.start(ContentType=_OCTETS, **storage.tag_params(tags))
+    upload = _Multipart(writer.calls, key)
+    await upload.start(ContentType=_OCTETS, **writer.tag_params(tags))
     try:
-        step = max(storage.copy_part_size, math.ceil(size / MAX_PARTS))
+        step = max(writer.transfer.copy_part_size, math.ceil(size / MAX_PARTS))
         try:
             async with anyio.create_task_group() as group:
                 for number, start in enumerate(range(0, size, step), start=1):
@@ -435,10 +487,10 @@ async def _copy(
         raise
 
 
-async def _delete_quietly(storage: S3Storage, key: str) -> None:
+async def _delete_quietly(writer: Writer, key: str) -> None:
     with anyio.CancelScope(shield=True), anyio.move_on_after(CLEANUP_TIMEOUT):
         try:
-            await storage.call("DeleteObject", key)
+            await writer.calls.call("DeleteObject", key)
             return
         except NotFoundError:
             return
@@ -447,8 +499,8 @@ async def _delete_quietly(storage: S3Storage, key: str) -> None:
         logger.warning(
             "could not delete the temporary object s3://%s/%s (%s); a lifecycle rule that "
             "expires '%s' will remove it",
-            storage.bucket,
+            writer.bucket,
             key,
             problem,
-            layout.temp_prefix(storage.prefix),
+            layout.temp_prefix(writer.prefix),
         )
