@@ -27,6 +27,7 @@ TINY = {
 }
 
 
+@pytest.mark.slow
 def test_quick_mode_runs_at_toy_sizes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     settings = [item for name, value in TINY.items() for item in ("--set", f"{name}={value}")]
     code = main(

@@ -59,6 +59,7 @@ def test_notest_blocks_are_skipped(tmp_path: Path) -> None:
     assert python_blocks(page, marked="s3") == ["raise SystemExit\n"]
 
 
+@pytest.mark.slow
 def test_site_builds(tmp_path: Path) -> None:
     """`mkdocs build --strict`: every page in the nav exists, links and anchors resolve,
     and the API reference renders from the docstrings."""

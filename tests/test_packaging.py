@@ -17,6 +17,8 @@ import pytest
 import lakery
 import lakery_dagster
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PROJECT = PYPROJECT["project"]

@@ -12,6 +12,8 @@ from lakery_dagster import LakeryResource
 from tests.dagster import defs_multiprocess
 from tests.dagster.storables import Reading
 
+pytestmark = pytest.mark.slow
+
 
 def test_multiprocess_executor(lakery_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("LAKERY_TEST_MP_DATABASE_URL", lakery_url)

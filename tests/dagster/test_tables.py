@@ -445,6 +445,7 @@ def mp_tables_job() -> dg.JobDefinition:
     return defs.resolve_job_def("tables_mp")
 
 
+@pytest.mark.slow
 def test_tables_on_the_multiprocess_executor(lakery_url, tmp_path, monkeypatch):
     monkeypatch.setenv("LAKERY_TEST_MP_DATABASE_URL", lakery_url)
     home = tmp_path / "dagster_home"

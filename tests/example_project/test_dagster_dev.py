@@ -36,6 +36,8 @@ from tests.example_project.conftest import clean_environment
 from tests.example_project.conftest import make_dagster_home
 from tests.example_project.conftest import subprocess_env
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).parents[2]
 DAY = "2026-01-01"
 START_TIMEOUT = 120.0

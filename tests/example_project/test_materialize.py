@@ -44,6 +44,8 @@ from tests.example_project.conftest import subprocess_env
 from tests.markdown import python_blocks
 from tests.markdown import run_page
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).parents[2]
 DOC = ROOT / "docs" / "example.md"
 ASSETS = run.ASSET_ORDER

@@ -6,7 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.example_project.conftest import subprocess_env
+
+pytestmark = pytest.mark.slow
 
 SCRIPT = Path(__file__).parents[2] / "example_project" / "quickstart.py"
 

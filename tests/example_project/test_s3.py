@@ -30,6 +30,8 @@ from tests.extra_aws.conftest import ACCESS_KEY_ID
 from tests.extra_aws.conftest import REGION
 from tests.extra_aws.conftest import SECRET_ACCESS_KEY
 
+pytestmark = pytest.mark.slow
+
 BUCKET = "lakery-example"
 
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import anyio
+import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from lakery import BaseRecord
@@ -32,6 +33,7 @@ GRACE = timedelta(seconds=1.5)
 """Far longer than any save of a batch here (tens of milliseconds), as gc requires."""
 
 
+@pytest.mark.slow
 async def test_processes_save_while_gc_runs(
     new_database: Callable[[], str], tmp_path: Path
 ) -> None:

@@ -36,7 +36,10 @@ ROOT = Path(__file__).parents[2]
 KILLS = 20
 """Kills per database."""
 
-pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork"),
+]
 
 
 def read_log(path: Path) -> tuple[dict[uuid.UUID, str], set[uuid.UUID]]:

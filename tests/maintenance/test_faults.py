@@ -185,6 +185,7 @@ async def test_delete_fails_during_gc(setup: Setup) -> None:
     await after_fault(setup, retry=None)  # the next collection removes what is left
 
 
+@pytest.mark.slow
 async def test_fault_storm(setup: Setup) -> None:
     """Random faults of every kind, round after round, checked after each round."""
     rng = random.Random(7)
