@@ -103,26 +103,32 @@ async def saved_by_one_backfill(
     The run's outputs of every partition give the run's data version (`data_version_of`);
     when it is the latest materialization's, the candidates saved by that run are it.
     """
+    found: dict[str | None, Stored] = {}
+    async with client.session() as session:
+        for (run_id, data_version), group in _by_run(candidates, versions, partitions):
+            outputs = await run_outputs(session, asset_key=asset_key, run_id=run_id)
+            if len(outputs) < 2:
+                continue  # one partition: its own content digest was the version to match
+            if data_version_of({p: s.items for p, s in outputs.items()}) != data_version:
+                continue
+            for partition in group:
+                saved = outputs.get(partition)
+                if saved is not None and saved.layout.items == candidates[partition].layout.items:
+                    found[partition] = candidates[partition]
+    return found
+
+
+def _by_run(
+    candidates: Candidates, versions: Versions, partitions: list[str | None]
+) -> list[tuple[tuple[str, str], list[str | None]]]:
+    """``((run id, data version), partitions)`` of the candidates, largest groups first."""
     runs: dict[tuple[str, str], list[str | None]] = {}
     for partition in partitions:
         stored, version = candidates.get(partition), versions.get(partition)
         run_id = stored.records[0].tags.get(RUN_ID) if stored is not None else None
-        if stored is not None and version is not None and run_id:
+        if version is not None and run_id:
             runs.setdefault((run_id, version.data_version), []).append(partition)
-    found: dict[str | None, Stored] = {}
-    largest_first = sorted(runs.items(), key=lambda item: -len(item[1]))
-    for (run_id, data_version), group in largest_first[:_MAX_RUN_CHECKS]:
-        async with client.session() as session:
-            outputs = await run_outputs(session, asset_key=asset_key, run_id=run_id)
-        if len(outputs) < 2:
-            continue  # one partition: its own content digest was the version to match
-        if data_version_of({p: s.items for p, s in outputs.items()}) != data_version:
-            continue
-        for partition in group:
-            saved = outputs.get(partition)
-            if saved is not None and saved.layout.items == candidates[partition].layout.items:
-                found[partition] = candidates[partition]
-    return found
+    return sorted(runs.items(), key=lambda item: -len(item[1]))[:_MAX_RUN_CHECKS]
 
 
 def _as_recorded(
