@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import AsyncIterator
 from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -33,9 +35,6 @@ from lakery.core.storable import Storable
 from lakery_dagster.engines import EngineSettings
 from lakery_dagster.engines import acquire_engine
 from lakery_dagster.engines import release_engine
-from lakery_dagster.latest import newest_outputs
-from lakery_dagster.latest import run_outputs
-from lakery_dagster.shapes import Stored
 
 __all__ = ["LakeryClient"]
 
@@ -75,18 +74,21 @@ class LakeryClient:
             self._sessions = None
             await release_engine(self.settings)
 
-    def _session(self) -> AsyncSession:
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session of its own on the engine (opening the client first if needed)."""
+        await self.open()
         if self._sessions is None:
             msg = "this lakery client is closed; open it (or set up the resource) first"
             raise ConfigurationError(msg)
-        return self._sessions()
+        async with self._sessions() as session:
+            yield session
 
     async def save_many(
         self, items: Sequence[tuple[Storable, Mapping[str, str] | None]]
     ) -> list[ManifestRecord]:
         """Save `(obj, tags)` pairs in one transaction: all of them or none."""
-        await self.open()
-        async with self._session() as session:
+        async with self.session() as session:
             async with new_saver(session=session, registry=self.registry) as saver:
                 futures = [saver.save_soon(obj, tags=dict(tags or {})) for obj, tags in items]
         return [future.get() for future in futures]
@@ -102,10 +104,9 @@ class LakeryClient:
 
         `columns`: tables (parts written by a `ColumnarSerializer`) load only these columns.
         """
-        await self.open()
         wanted = list(classes) if classes is not None else [None] * len(records)
         subset = {} if columns is None else {"columns": list(columns)}
-        async with self._session() as session:
+        async with self.session() as session:
             async with new_loader(session=session, registry=self.registry) as loader:
                 futures = [
                     loader.load_soon(record, cls, **subset)
@@ -124,8 +125,7 @@ class LakeryClient:
         with_contents: bool = True,
     ) -> list[ManifestRecord]:
         """Manifests matching every filter, newest first (see `lakery.core.find_manifests`)."""
-        await self.open()
-        async with self._session() as session:
+        async with self.session() as session:
             return await find_manifests(
                 session,
                 tags=tags,
@@ -140,34 +140,12 @@ class LakeryClient:
         self, ids: Iterable[uuid.UUID | str], *, with_contents: bool = True
     ) -> dict[uuid.UUID, ManifestRecord]:
         """Manifests by id (missing ids are absent)."""
-        await self.open()
-        async with self._session() as session:
+        async with self.session() as session:
             return await get_manifests(session, ids, with_contents=with_contents)
-
-    async def newest_outputs(
-        self,
-        *,
-        asset_key: str,
-        partitions: Sequence[str | None],
-        tags: Mapping[str, str] | None = None,
-    ) -> dict[str | None, Stored]:
-        """The newest saved output of each partition of an asset (see `latest`)."""
-        await self.open()
-        async with self._session() as session:
-            return await newest_outputs(
-                session, asset_key=asset_key, partitions=partitions, tags=tags
-            )
-
-    async def run_outputs(self, *, asset_key: str, run_id: str) -> dict[str | None, Stored]:
-        """What Dagster run `run_id` saved for each partition of an asset (see `latest`)."""
-        await self.open()
-        async with self._session() as session:
-            return await run_outputs(session, asset_key=asset_key, run_id=run_id)
 
     async def contents(
         self, manifests: Iterable[ManifestRecord | uuid.UUID | str]
     ) -> dict[uuid.UUID, list[ContentRecord]]:
         """Content records by manifest id."""
-        await self.open()
-        async with self._session() as session:
+        async with self.session() as session:
             return await fetch_contents(session, manifests)

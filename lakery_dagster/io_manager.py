@@ -12,12 +12,12 @@ from dagster import OutputContext
 from pydantic import Field
 from pydantic import PrivateAttr
 
-from lakery_dagster.inputs import load_input
-from lakery_dagster.inputs import step_of
-from lakery_dagster.outputs import context_attribute
+from lakery_dagster.context import context_attribute
+from lakery_dagster.context import step_of
 from lakery_dagster.outputs import save_output
 from lakery_dagster.resource import LakeryResource
 from lakery_dagster.run_outputs import forget_runs
+from lakery_dagster.selection import load_input
 
 __all__ = ["LakeryIOManager", "LakeryIOWorker"]
 
@@ -100,7 +100,7 @@ class LakeryIOManager(ConfigurableIOManager):
     ``lakery/allow_missing`` lets partitions that were never saved be left out. Several
     upstream partitions load as ``{partition_key: value}``, one as its value and none as
     None (as Dagster's ``UPathIOManager``; ``dict`` annotations and ``lakery/as_mapping``
-    can ask for a mapping, see `lakery_dagster.inputs`).
+    can ask for a mapping, see `lakery_dagster.selection`).
 
     Example:
         ```python

@@ -16,6 +16,10 @@ from lakery.common.exceptions import StorableTypeError
 from lakery.common.sync import run_sync
 from lakery.core.records import ManifestRecord
 from lakery.core.storable import Storable
+from lakery_dagster.context import assets_def_of
+from lakery_dagster.context import context_attribute
+from lakery_dagster.context import is_single_run
+from lakery_dagster.context import step_context_hook
 from lakery_dagster.metadata import LAYOUTS
 from lakery_dagster.metadata import data_version_of
 from lakery_dagster.metadata import materialization_metadata
@@ -32,6 +36,7 @@ from lakery_dagster.tags import COLLECTION
 from lakery_dagster.tags import COLLECTION_ID
 from lakery_dagster.tags import COLLECTION_KEY
 from lakery_dagster.tags import JOB
+from lakery_dagster.tags import MAPPING_KEY
 from lakery_dagster.tags import OUTPUT
 from lakery_dagster.tags import RUN_ID
 from lakery_dagster.tags import STEP
@@ -43,9 +48,7 @@ from lakery_dagster.tags import user_tags
 if TYPE_CHECKING:
     from lakery_dagster.resource import LakeryResource
 
-__all__ = ["MAPPING_KEY", "save_output", "step_context_hook"]
-
-MAPPING_KEY = "dagster/mapping_key"
+__all__ = ["save_output"]
 
 
 def save_output(
@@ -133,7 +136,7 @@ def _per_partition_values(
             isinstance(obj, Mapping)
             and len(obj) == 1
             and str(next(iter(obj))) == single
-            and _is_single_run(context)
+            and is_single_run(assets_def_of(context))
         ):
             return {single: next(iter(obj.values()))}
         return None
@@ -234,18 +237,6 @@ def _set_data_version(
         context.log.debug("lakery: cannot set the data version (%s)", exc)
 
 
-def step_context_hook(context: OutputContext, name: str) -> Any:
-    """A method of Dagster's step context that is not public API, or None without it.
-
-    Used for ``add_asset_metadata`` (per-partition metadata) and ``set_data_version``
-    (content-based data versions), both present in Dagster 1.13.
-    """
-    try:
-        return getattr(context.step_context, name, None)
-    except Exception:
-        return None
-
-
 def _context_tags(context: OutputContext) -> dict[str, str]:
     tags: dict[str, str] = {}
     if context.has_asset_key:
@@ -274,14 +265,6 @@ def _code_version(context: OutputContext) -> str | None:
         return None
 
 
-def _is_single_run(context: OutputContext) -> bool:
-    try:
-        policy = context.step_context.assets_def.backfill_policy  # type: ignore[union-attr]
-    except Exception:
-        return False
-    return policy is not None and policy.policy_type.value == "SINGLE_RUN"
-
-
 def _partitions_def(context: OutputContext) -> Any:
     try:
         return context.asset_partitions_def
@@ -299,14 +282,6 @@ def _dimensions(key: Any, partitions_def: Any) -> dict[str, str] | None:
         except Exception:
             return None
     return None
-
-
-def context_attribute(context: Any, attribute: str) -> Any:
-    """`context.attribute`, or None where Dagster raises for it (e.g. outside a run)."""
-    try:
-        return getattr(context, attribute)
-    except Exception:
-        return None
 
 
 def _describe(context: OutputContext) -> str:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from lakery_dagster.shapes import Stored
 
-__all__ = ["MAX_RUNS", "forget_runs", "output_key", "recall", "remember"]
+__all__ = ["MAX_RUNS", "OutputKey", "forget_runs", "output_key", "recall", "remember"]
 
 MAX_RUNS = 16
 """Runs whose saved records a process keeps at most (the oldest are dropped first)."""

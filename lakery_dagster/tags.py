@@ -12,6 +12,7 @@ tag                                value
 ``dagster/run_id``                 the run that saved it
 ``dagster/job``, ``dagster/step``  job name and step key
 ``dagster/output``                 the output name
+``dagster/mapping_key``            the mapping key of a dynamic output
 ``dagster/code_version``           the asset's code version, when it has one
 ``dagster/input/<input>[/<key>]``  the id of each manifest the step loaded as input
 ``lakery/collection``              ``mapping`` or ``list`` for items of a collection
@@ -46,6 +47,7 @@ __all__ = [
     "INPUT_PREFIX",
     "JOB",
     "MANIFEST_ID_METADATA",
+    "MAPPING_KEY",
     "MATCH_TAGS_METADATA",
     "MAX_INPUT_TAGS",
     "OUTPUT",
@@ -68,6 +70,7 @@ RUN_ID = "dagster/run_id"
 JOB = "dagster/job"
 STEP = "dagster/step"
 OUTPUT = "dagster/output"
+MAPPING_KEY = "dagster/mapping_key"
 CODE_VERSION = "dagster/code_version"
 INPUT_PREFIX = "dagster/input/"
 COLLECTION = "lakery/collection"

@@ -4,8 +4,8 @@ The public modules are found by walking `lakery` and `lakery_dagster`: every pac
 an `__all__`, and every module whose package has none (`lakery.common.*`,
 `lakery.extra.*`, `lakery.testing.*`). The modules behind a package with an `__all__`
 (e.g. `lakery.core.save`) are its implementation: their public names are the package's.
-Private modules, ``__main__`` and the internals of `lakery.cli` and `lakery.migrations`
-are skipped.
+Private modules, ``__main__`` and the internals of `lakery.cli`, `lakery.migrations` and
+`lakery_dagster.selection` (the IO manager's input path) are skipped.
 
 A name counts as documented when the reference has a ``::: path`` entry that resolves to
 the same object (``::: lakery.core.Saver`` documents `lakery.Saver` too), or documents a
@@ -26,7 +26,7 @@ import pytest
 ROOT = Path(__file__).parents[1]
 REFERENCE = ROOT / "docs" / "reference.md"
 PACKAGES = ["lakery", "lakery_dagster"]
-INTERNAL = ("lakery.cli", "lakery.migrations")
+INTERNAL = ("lakery.cli", "lakery.migrations", "lakery_dagster.selection")
 ENTRY = re.compile(r"^::: *([\w.]+) *$", re.M)
 
 

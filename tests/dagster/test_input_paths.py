@@ -20,13 +20,18 @@ import pytest
 from sqlalchemy import text
 
 from lakery.builtin import StorableValue
+from lakery.common import sync
 from lakery.common.sync import run_sync
+from lakery_dagster import LakeryIOManager
 from lakery_dagster import LakeryResource
-from lakery_dagster import inputs
-from lakery_dagster import latest
 from lakery_dagster import run_outputs
 from lakery_dagster.client import LakeryClient
+from lakery_dagster.io_manager import LakeryIOWorker
 from lakery_dagster.metadata import data_version_of
+from lakery_dagster.selection import latest
+from lakery_dagster.selection import load
+from lakery_dagster.selection import queries
+from lakery_dagster.selection.materializations import Materializations
 
 LETTERS = dg.StaticPartitionsDefinition(["a", "b", "c", "d"])
 SINGLE_RUN = dg.BackfillPolicy.single_run()
@@ -40,9 +45,11 @@ class Paths:
     by_run: list[list[str | None]] = field(default_factory=list)
     event_log: list[list[str | None]] = field(default_factory=list)
     fetched: list[int] = field(default_factory=list)
+    bridges: list[int] = field(default_factory=list, compare=False)
+    """Calls over the sync bridge, per `load_input`."""
 
     def clear(self) -> None:
-        for calls in (self.latest, self.by_run, self.event_log, self.fetched):
+        for calls in (self.latest, self.by_run, self.event_log, self.fetched, self.bridges):
             calls.clear()
 
 
@@ -50,18 +57,18 @@ class Paths:
 def paths(monkeypatch: pytest.MonkeyPatch) -> Paths:
     seen = Paths()
 
-    def spy(name: str, calls: list[Any], argument: int) -> None:
-        original = getattr(inputs, name)
+    def spy(owner: Any, name: str, calls: list[Any], argument: int) -> None:
+        original = getattr(owner, name)
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             calls.append(sorted(args[argument], key=str))
             return original(*args, **kwargs)
 
-        monkeypatch.setattr(inputs, name, wrapper)
+        monkeypatch.setattr(owner, name, wrapper)
 
-    spy("_latest", seen.latest, 2)
-    spy("_verify_by_run", seen.by_run, 4)
-    spy("_from_event_log", seen.event_log, 1)
+    spy(load, "latest_materialized", seen.latest, 2)
+    spy(latest, "saved_by_one_backfill", seen.by_run, 4)
+    spy(Materializations, "recorded_layouts", seen.event_log, 1)
     get_many = LakeryClient.get_many
 
     async def counted(self: LakeryClient, ids: Any, **kwargs: Any) -> Any:
@@ -70,7 +77,36 @@ def paths(monkeypatch: pytest.MonkeyPatch) -> Paths:
         return await get_many(self, ids, **kwargs)
 
     monkeypatch.setattr(LakeryClient, "get_many", counted)
+    calls = [0]
+    get_loop = sync.get_loop
+
+    def counted_loop() -> Any:
+        calls[0] += 1
+        return get_loop()
+
+    monkeypatch.setattr(sync, "get_loop", counted_loop)
+    load_input = LakeryIOWorker.load_input
+
+    def bridged(self: LakeryIOWorker, context: dg.InputContext) -> Any:
+        before = calls[0]
+        try:
+            return load_input(self, context)
+        finally:
+            seen.bridges.append(calls[0] - before)
+
+    monkeypatch.setattr(LakeryIOWorker, "load_input", bridged)
     return seen
+
+
+def _query(lakery: LakeryResource, query: Any, **kwargs: Any) -> Any:
+    """Run a `queries` function in a session of the resource."""
+    client = lakery.client
+
+    async def run() -> Any:
+        async with client.session() as session:
+            return await query(session, **kwargs)
+
+    return run_sync(run())
 
 
 def _run(assets: list, resources: dict, instance: dg.DagsterInstance, **kwargs: Any) -> Any:
@@ -111,6 +147,7 @@ def test_same_run_inputs_load_what_the_run_saved(
     result = _run([upstream, downstream], resources, instance)
     assert result.output_for_node("downstream") == 10
     assert paths == Paths()  # no event log, no lakery query: the records of this run
+    assert paths.bridges == [1]  # the blob reads
     [up] = lakery.find(tags={"dagster/asset_key": "upstream", "dagster/run_id": result.run_id})
     [down] = lakery.find(tags={"dagster/asset_key": "downstream"})
     assert down.tags["dagster/input/upstream"] == str(up.id)
@@ -126,6 +163,7 @@ def test_same_run_inputs_load_what_the_run_saved(
     result = _run([upstream, downstream], resources, instance, selection=[downstream])
     assert result.output_for_node("downstream") == 20
     assert paths.latest == [[None]] and paths.event_log == []
+    assert paths.bridges == [1, 1, 1]
     # ...and a run that materializes both again loads its own, new upstream.
     paths.clear()
     state["n"] = 3
@@ -151,6 +189,7 @@ def test_earlier_runs_load_lakery_records_checked_against_dagster(
     assert result.output_for_node("word") == "ABCD"
     assert paths.latest == [list("abcd")]
     assert paths.by_run == [] and paths.event_log == [] and paths.fetched == []
+    assert paths.bridges == [1]
 
     # A newer lakery save that no materialization recorded: that partition takes the
     # event log, the others still come from lakery's records.
@@ -163,6 +202,7 @@ def test_earlier_runs_load_lakery_records_checked_against_dagster(
     assert result.output_for_node("word") == "ABCD"
     assert paths.event_log == [["b"]]
     assert paths.fetched == [1]  # the one manifest the materialization recorded
+    assert paths.bridges == [1]  # lakery's newest, the event log, the fetch and the load
     found = lakery.find(tags={"dagster/asset_key": "letter", "dagster/partition": "b"})
     [recorded] = [r for r in found if r.tags.get("dagster/run_id")]
     [made] = lakery.find(tags={"dagster/asset_key": "word", "dagster/run_id": result.run_id})
@@ -212,7 +252,7 @@ def test_single_run_backfills_then_fan_in(
 
     backfill = _run([ranged], resources, instance, tags=_range("a", "d"))
     # One data version for the range, derived from every partition's content.
-    outputs = run_sync(lakery.client.run_outputs(asset_key="ranged", run_id=backfill.run_id))
+    outputs = _query(lakery, queries.run_outputs, asset_key="ranged", run_id=backfill.run_id)
     version = data_version_of({p: stored.items for p, stored in outputs.items()})
     assert {_latest_tags(instance, "ranged", p)["dagster/data_version"] for p in "abcd"} == {
         version
@@ -220,6 +260,7 @@ def test_single_run_backfills_then_fan_in(
     result = _run([ranged, everything], resources, instance, selection=[everything])
     assert result.output_for_node("everything") == {k: {k: "1"} for k in "abcd"}
     assert paths.by_run == [list("abcd")] and paths.event_log == []
+    assert paths.bridges == [1]  # lakery's newest, the backfill's outputs and the load
 
     # One partition again, alone: it matches on its own, the rest as the backfill they were.
     paths.clear()
@@ -273,6 +314,49 @@ def test_collections_and_pins_over_partitions(
     assert result.output_for_node("pinned") == ["a:a1"]
 
 
+def test_pins_and_op_outputs_make_one_bridge_call(
+    lakery: LakeryResource, resources: dict, instance: dg.DagsterInstance, paths: Paths
+) -> None:
+    @dg.asset
+    def upstream() -> dict[str, Any]:
+        return {"x": StorableValue(1), "y": StorableValue(2)}
+
+    first = _run([upstream], resources, instance)
+    [record, _] = lakery.find(tags={"dagster/asset_key": "upstream"})
+
+    def ins(metadata: dict[str, Any]) -> dict[str, dg.AssetIn]:
+        return {"upstream": dg.AssetIn(metadata=metadata)}
+
+    @dg.asset(ins=ins({"lakery/manifest_id": str(record.id)}))
+    def by_id(upstream: Any) -> int:
+        return upstream.value
+
+    @dg.asset(ins=ins({"lakery/run_id": first.run_id}))
+    def by_run(upstream: dict[str, Any]) -> list[str]:
+        return sorted(upstream)
+
+    @dg.asset(ins=ins({"lakery/match_tags": {"dagster/output": "result"}}))
+    def by_tags(upstream: dict[str, Any]) -> int:
+        return sum(v.value for v in upstream.values())
+
+    result = _run(
+        [upstream, by_id, by_run, by_tags], resources, instance, selection=[by_id, by_run, by_tags]
+    )
+    outputs = {name: result.output_for_node(name) for name in ["by_id", "by_run", "by_tags"]}
+    assert outputs == {"by_id": lakery.load(record).value, "by_run": ["x", "y"], "by_tags": 3}
+    assert paths.latest == [] and paths.fetched == [1]  # the pinned manifest, by id
+    assert paths.bridges == [1, 1, 1]
+
+    # An op output outside a run: lakery's newest collection saved with its run and step.
+    paths.clear()
+    manager = LakeryIOManager(lakery=lakery)
+    made = dg.build_output_context(step_key="make", name="result", run_id="r1")
+    manager.handle_output(made, {"a": StorableValue(1), "b": StorableValue(2)})
+    loaded = manager.load_input(dg.build_input_context(upstream_output=made))
+    assert {key: value.value for key, value in loaded.items()} == {"a": 1, "b": 2}
+    assert paths.bridges == [1]
+
+
 def test_newest_output_query_uses_the_tag_index(lakery: LakeryResource) -> None:
     partitions = [f"p{i}" for i in range(40)]
     for round_ in range(3):
@@ -280,7 +364,7 @@ def test_newest_output_query_uses_the_tag_index(lakery: LakeryResource) -> None:
             [StorableValue(round_) for _ in partitions],
             tags=[{"dagster/asset_key": "daily", "dagster/partition": p} for p in partitions],
         )
-    found = run_sync(lakery.client.newest_outputs(asset_key="daily", partitions=partitions))
+    found = _query(lakery, queries.newest_outputs, asset_key="daily", partitions=partitions)
     assert sorted(found) == sorted(partitions)
     assert {lakery.load(s.records[0]).value for s in found.values()} == {2}
 
@@ -288,7 +372,7 @@ def test_newest_output_query_uses_the_tag_index(lakery: LakeryResource) -> None:
     engine = client._engine
     assert engine is not None
     dialect = engine.dialect.name
-    statement = latest._newest_statement(dialect, True, ()).params(
+    statement = queries._newest_statement(dialect, True, ()).params(
         asset="daily", partitions=json.dumps(partitions[:3])
     )
 

@@ -1,4 +1,4 @@
-"""The newest saved output of each partition of an asset, in a few queries.
+"""lakery's records of saved Dagster outputs: the newest of each partition, or a run's.
 
 `newest_outputs` answers "for each of these partitions of this asset, what did the newest
 save write" — a single manifest, or every item of a saved collection — with one query for
@@ -91,52 +91,68 @@ async def newest_outputs(
     Returns:
         ``{partition: Stored}`` for the partitions that have a saved output.
     """
-    dialect = session.get_bind().dialect.name
-    extra = {k: v for k, v in (tags or {}).items() if k not in (ASSET_KEY, PARTITION)}
     wanted = list(dict.fromkeys(partitions))
     partitioned = wanted != [None]
-    names = [p for p in wanted if p is not None]
-    if partitioned and len(names) != len(wanted):
+    if partitioned and None in wanted:
         msg = "partitions mixes None (unpartitioned) with partition keys"
         raise ValueError(msg)
-    chunks: list[list[str] | None] = [None]
-    if partitioned:
-        chunks = [names[i : i + _CHUNK] for i in range(0, len(names), _CHUNK)]
-    extra_keys = tuple(sorted(extra))
-    statement = _newest_statement(dialect, partitioned, extra_keys)
-    parameters: dict[str, Any] = {"asset": asset_key, **_tag_parameters(extra, dialect)}
-    newest: dict[str | None, ManifestRecord] = {}
-    for chunk in chunks:
-        if chunk is not None:
-            parameters["partitions"] = json.dumps(chunk)
-        for record in await _fetch(session, statement, parameters):
-            newest[_partition_of(record.tags, partitioned)] = record
+    extra = {k: v for k, v in (tags or {}).items() if k not in (ASSET_KEY, PARTITION)}
+    newest = await _newest_records(session, asset_key, wanted, extra)
     collections = {
         record.tags[COLLECTION_ID]: partition
         for partition, record in newest.items()
         if record.tags.get(COLLECTION_ID)
     }
-    members: dict[str, list[ManifestRecord]] = {}
-    ids = list(collections)
-    statement = _members_statement(dialect, partitioned)
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
-        parameters = {"asset": asset_key, "collections": chunk}
-        if partitioned:
-            parameters["partitions"] = sorted({str(collections[i]) for i in chunk})
-        for record in await _fetch(session, statement, parameters):
-            members.setdefault(record.tags[COLLECTION_ID], []).append(record)
+    members = await _members(session, asset_key, collections, partitioned)
     found: dict[str | None, Stored] = {}
     for partition, record in newest.items():
         collection_id = record.tags.get(COLLECTION_ID)
-        if not collection_id:
-            found[partition] = stored_from_records([record])
-            continue
-        group = members.get(collection_id, [])
-        group = [r for r in group if _partition_of(r.tags, partitioned) == partition]
+        group = [record] if not collection_id else members.get((collection_id, partition), [])
         if group:
             found[partition] = stored_from_records(group)
     return found
+
+
+async def _newest_records(
+    session: AsyncSession,
+    asset_key: str,
+    partitions: list[str | None],
+    extra: Mapping[str, str],
+) -> dict[str | None, ManifestRecord]:
+    """The newest manifest of each partition of the asset that has the `extra` tags."""
+    dialect = session.get_bind().dialect.name
+    partitioned = partitions != [None]
+    statement = _newest_statement(dialect, partitioned, tuple(sorted(extra)))
+    parameters: dict[str, Any] = {"asset": asset_key, **_tag_parameters(extra, dialect)}
+    chunks = [partitions[i : i + _CHUNK] for i in range(0, len(partitions), _CHUNK)]
+    newest: dict[str | None, ManifestRecord] = {}
+    for chunk in chunks if partitioned else [None]:
+        if chunk is not None:
+            parameters["partitions"] = json.dumps(chunk)
+        for record in await _fetch(session, statement, parameters):
+            newest[_partition_of(record.tags, partitioned)] = record
+    return newest
+
+
+async def _members(
+    session: AsyncSession,
+    asset_key: str,
+    collections: Mapping[str, str | None],
+    partitioned: bool,
+) -> dict[tuple[str, str | None], list[ManifestRecord]]:
+    """The items of each collection (``{collection_id: partition}``) in that partition."""
+    statement = _members_statement(session.get_bind().dialect.name, partitioned)
+    ids = list(collections)
+    members: dict[tuple[str, str | None], list[ManifestRecord]] = {}
+    for start in range(0, len(ids), _CHUNK):
+        chunk = ids[start : start + _CHUNK]
+        parameters: dict[str, Any] = {"asset": asset_key, "collections": chunk}
+        if partitioned:
+            parameters["partitions"] = sorted({str(collections[i]) for i in chunk})
+        for record in await _fetch(session, statement, parameters):
+            key = (record.tags[COLLECTION_ID], _partition_of(record.tags, partitioned))
+            members.setdefault(key, []).append(record)
+    return members
 
 
 async def run_outputs(
