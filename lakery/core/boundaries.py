@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,9 +41,12 @@ Doing = str | Callable[[], str]
 def database_name(session: AsyncSession) -> str:
     """The session's database URL with the password hidden."""
     try:
-        return session.get_bind().url.render_as_string(hide_password=True)
-    except Exception:  # an unbound session, or a bind without a URL
-        return "the session's database"
+        bind = session.get_bind()
+        if isinstance(bind, Engine):  # a Connection has no URL of its own
+            return bind.url.render_as_string(hide_password=True)
+    except Exception:  # an unbound session
+        pass
+    return "the session's database"
 
 
 def is_database_failure(error: BaseException) -> bool:
