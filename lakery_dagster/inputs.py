@@ -491,7 +491,7 @@ def _load_selected(
     values: dict[str | None, Any] = {}
     for partition, chosen in selected.items():
         layout = _layout(chosen)
-        items = []
+        items: list[tuple[str, Any, Mapping[str, str]]] = []
         for key, _ in layout.items:
             manifest_id, obj = next(loaded)
             tags = records[manifest_id].tags

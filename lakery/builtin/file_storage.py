@@ -408,7 +408,7 @@ class _PendingFiles:
 
     async def discard(self) -> None:
         moves, self.moves = self.moves, []
-        await anyio.to_thread.run_sync(lambda: [_remove(temp) for temp, _ in moves])
+        await anyio.to_thread.run_sync(lambda: list(map(_remove, [temp for temp, _ in moves])))
 
 
 SYNCFS_MIN_FILES = 16

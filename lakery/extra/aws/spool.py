@@ -66,7 +66,7 @@ class SpoolFile:
                 free = shutil.disk_usage(directory).free
             except OSError:  # pragma: no cover - the file was just created there
                 free = 0
-            return cls(file, free)  # type: ignore[arg-type]
+            return cls(file, free)
 
         return await anyio.to_thread.run_sync(create)
 
