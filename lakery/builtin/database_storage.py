@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Insert
 from sqlalchemy import String
 from sqlalchemy import any_
 from sqlalchemy import bindparam
@@ -166,7 +167,7 @@ class _PendingBlobs:
             await session.execute(statement, rows[start : start + _INSERT_BATCH])
 
 
-def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
+def _insert_ignoring_duplicates(session: AsyncSession) -> Insert:
     """Insert blobs; one that exists already only gets a fresh `created_at`, which locks it
     and keeps garbage collection (which spares recent blobs) away until the save commits."""
     dialect = session.get_bind().dialect.name

@@ -35,7 +35,6 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 from typing import TypedDict
 
 from sqlalchemy import ColumnElement
@@ -261,7 +260,7 @@ def _sqlite_tag_equals(key: str, value: str) -> ColumnElement[bool]:
     )
 
 
-def _class_id(cls: Any) -> uuid.UUID:
+def _class_id(cls: object) -> uuid.UUID:
     if isinstance(cls, type):
         if issubclass(cls, Storable):
             return get_class_id(cls)

@@ -77,7 +77,7 @@ class Storable:
         *,
         class_id: str | UUID | None = None,
         unpacker: Unpacker[Any] | None = None,
-        **kwargs: Any,
+        **kwargs: object,
     ) -> None:
         super().__init_subclass__(**kwargs)
         _register_class(cls, class_id)
