@@ -141,7 +141,7 @@ class DatabaseStorage(Storage):
         )
         async with session_lock(session):
             result = await session.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(result.rowcount)  # type: ignore[attr-defined]  # a DML's CursorResult
 
 
 class _PendingBlobs:
