@@ -97,7 +97,7 @@ def data_version_of(grouped: Mapping[str | None, Sequence[tuple[str, ManifestRec
     return _sha256(summary)[:32]
 
 
-def _sha256(summary: Any) -> str:
+def _sha256(summary: object) -> str:
     return hashlib.sha256(json.dumps(summary, separators=(",", ":")).encode()).hexdigest()
 
 

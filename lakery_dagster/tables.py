@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from collections.abc import Sequence
 from typing import Any
 
+from dagster import InputContext
 from dagster import MetadataValue
 from dagster import TableColumn
 from dagster import TableSchema
@@ -27,6 +28,7 @@ from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import NotFoundError
 from lakery.common.exceptions import StorableTypeError
 from lakery.core.records import ManifestRecord
+from lakery.core.registry import Registry
 from lakery_dagster.tags import COLUMNS_METADATA
 from lakery_dagster.tags import CONCAT_METADATA
 
@@ -69,7 +71,7 @@ def is_table(value: Any) -> bool:
 
 
 def table_metadata(
-    value: Any, records: Sequence[tuple[str, ManifestRecord]], registry: Any
+    value: Any, records: Sequence[tuple[str, ManifestRecord]], registry: Registry
 ) -> dict[str, Any]:
     """Column schema, row count and ``lakery/table`` of a table output ({} for others).
 
@@ -114,7 +116,7 @@ def _schema_and_rows(value: Any, library: str) -> tuple[Any, int | None]:
     return value.head(0).to_arrow().schema, value.height
 
 
-def _saved_rows(record: ManifestRecord, registry: Any) -> int | None:
+def _saved_rows(record: ManifestRecord, registry: Registry) -> int | None:
     for content in record.contents:
         if "parquet" not in content.content_type:
             continue
@@ -241,7 +243,7 @@ def _name(tp: Any) -> str:
     return f"{tp.__module__.partition('.')[0]}.{getattr(tp, '__name__', tp)}"
 
 
-def partition_order(context: Any, keys: Sequence[str]) -> list[str]:
+def partition_order(context: InputContext, keys: Sequence[str]) -> list[str]:
     """`keys` in the order of the upstream's partitions definition, else sorted."""
     try:
         partitions_def = context.asset_partitions_def
@@ -256,7 +258,7 @@ def partition_order(context: Any, keys: Sequence[str]) -> list[str]:
     return sorted(keys, key=position.__getitem__)
 
 
-def input_annotation(context: Any) -> Any:
+def input_annotation(context: InputContext) -> Any:
     """The Python type an input is annotated with (None when Dagster cannot tell)."""
     try:
         return context.dagster_type.typing_type

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Insert
 from sqlalchemy import String
 from sqlalchemy import any_
 from sqlalchemy import bindparam
@@ -140,7 +141,7 @@ class DatabaseStorage(Storage):
         )
         async with session_lock(session):
             result = await session.execute(statement)
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return bool(result.rowcount)  # type: ignore[attr-defined]  # a DML's CursorResult
 
 
 class _PendingBlobs:
@@ -166,7 +167,7 @@ class _PendingBlobs:
             await session.execute(statement, rows[start : start + _INSERT_BATCH])
 
 
-def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
+def _insert_ignoring_duplicates(session: AsyncSession) -> Insert:
     """Insert blobs; one that exists already only gets a fresh `created_at`, which locks it
     and keeps garbage collection (which spares recent blobs) away until the save commits."""
     dialect = session.get_bind().dialect.name

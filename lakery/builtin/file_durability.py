@@ -109,7 +109,12 @@ class PendingFiles:
 
     async def discard(self) -> None:
         moves, self.moves = self.moves, []
-        await anyio.to_thread.run_sync(lambda: [_remove(temp) for temp, _ in moves])
+
+        def remove_all() -> None:
+            for temp, _ in moves:
+                _remove(temp)
+
+        await anyio.to_thread.run_sync(remove_all)
 
 
 def write_file(path: str, data: Sequence[Buffer], *, fsync: bool) -> None:

@@ -9,6 +9,7 @@ them) and dict keys that are not str; reading refuses an object with a duplicate
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from lakery.core.serializer import Buffer
@@ -27,8 +28,8 @@ _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     obj = dict(pairs)
     if len(obj) != len(pairs):
-        seen: set[str] = set()
-        twice = sorted({key for key, _ in pairs if key in seen or seen.add(key)})
+        counts = Counter(key for key, _ in pairs)
+        twice = sorted(key for key, count in counts.items() if count > 1)
         msg = f"the JSON object has duplicate keys {twice!r}"
         raise ValueError(msg)
     return obj

@@ -134,7 +134,8 @@ def _add(
             )
         return
     try:
-        storage = _s3_storage(name, *places[0], endpoint, region)
+        bucket, prefix = places[0]  # an "s3" shape is (bucket, prefix)
+        storage = _s3_storage(name, bucket, prefix, endpoint, region)
     except (ImportError, ConfigurationError) as exc:
         found.notes.append(f"storage {name!r}: cannot make an S3Storage ({exc}); {hint}")
         return
@@ -151,5 +152,6 @@ def _add(
 def _s3_storage(name: str, bucket: str, prefix: str, endpoint: str, region: str) -> Storage:
     from lakery.extra.aws import S3Storage
 
-    options = {"endpoint_url": endpoint or None, "region": region or None}
-    return S3Storage(bucket, prefix=prefix, name=name, **options)
+    return S3Storage(
+        bucket, prefix=prefix, name=name, endpoint_url=endpoint or None, region=region or None
+    )

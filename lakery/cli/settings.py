@@ -73,7 +73,8 @@ def resolve_settings(
         "s3_endpoint_url": args.s3_endpoint_url,
         "s3_region": args.s3_region,
     }
-    values = {
+    # Flags, environment and TOML are checked above by kind (str or list of str), not typed.
+    values: dict[str, Any] = {
         key: next((s[key] for s in (from_flags, from_env, config) if s.get(key)), default)
         for key, default in (*((k, "") for k in _STRINGS), *((k, []) for k in _LISTS))
     }

@@ -24,7 +24,9 @@ besides a message that says what to change.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
 __all__ = [
     "AccessDeniedError",
@@ -101,7 +103,7 @@ class NotFoundError(LakeryError, FileNotFoundError):
         locator: the storage locator that was read, when the data was missing.
     """
 
-    def __init__(self, message: str, *, locator: Any = None) -> None:
+    def __init__(self, message: str, *, locator: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.locator = locator
 
@@ -117,7 +119,9 @@ class IntegrityError(LakeryError):
         content_key: the content part that failed.
     """
 
-    def __init__(self, message: str, *, manifest_id: Any = None, content_key: str | None = None):
+    def __init__(
+        self, message: str, *, manifest_id: UUID | None = None, content_key: str | None = None
+    ) -> None:
         super().__init__(message)
         self.manifest_id = manifest_id
         self.content_key = content_key
@@ -134,7 +138,7 @@ class AccessDeniedError(StorageError, PermissionError):
         locator: the storage locator (or bucket and key) that was being accessed, if any.
     """
 
-    def __init__(self, message: str, *, locator: Any = None) -> None:
+    def __init__(self, message: str, *, locator: Mapping[str, Any] | None = None) -> None:
         super().__init__(message)
         self.locator = locator
 
@@ -166,7 +170,7 @@ class CommitUnknownError(DatabaseError):
     """
 
     def __init__(
-        self, message: str, *, database: str | None = None, manifest_ids: tuple[Any, ...] = ()
+        self, message: str, *, database: str | None = None, manifest_ids: tuple[UUID, ...] = ()
     ) -> None:
         super().__init__(message, database=database)
         self.manifest_ids = manifest_ids

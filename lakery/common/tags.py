@@ -8,7 +8,6 @@ encodable as UTF-8).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from lakery.common.exceptions import InvalidTagsError
 
@@ -18,7 +17,7 @@ TagMap = Mapping[str, str]
 """Free-form string tags attached to a manifest or a content part."""
 
 
-def validate_tags(tags: Any, *, what: str = "tags") -> dict[str, str]:
+def validate_tags(tags: object, *, what: str = "tags") -> dict[str, str]:
     """Return `tags` as a new dict, or raise `InvalidTagsError` saying which entries are wrong."""
     if tags is None:
         return {}

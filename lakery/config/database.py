@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from sqlalchemy.engine import URL
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.exc import NoSuchModuleError
@@ -77,9 +78,9 @@ def redact_url(url: str) -> str:
         return "<unparsable database URL>"
 
 
-def _is_async(parsed: object) -> bool:
+def _is_async(parsed: URL) -> bool:
     try:
-        dialect = parsed.get_dialect(_is_async=True)  # type: ignore[attr-defined]
+        dialect = parsed.get_dialect(_is_async=True)
     except (NoSuchModuleError, ImportError, TypeError):
         return False
     return bool(getattr(dialect, "is_async", False))

@@ -136,7 +136,7 @@ def storage_from_url(url: str, *, s3_endpoint_url: str = "", s3_region: str = ""
         raise ConfigurationError(msg) from None
 
 
-def _import(scheme: StorageScheme, url: str) -> Any:
+def _import(scheme: StorageScheme, url: str) -> type[Storage]:
     module_name, _, class_name = scheme.target.partition(":")
     try:
         return getattr(importlib.import_module(module_name), class_name)

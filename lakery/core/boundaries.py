@@ -7,11 +7,13 @@ hidden) or the storage, and what lakery was doing.
 from __future__ import annotations
 
 import errno
+import uuid
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,6 +22,9 @@ from lakery.common.exceptions import CommitUnknownError
 from lakery.common.exceptions import DatabaseError
 from lakery.common.exceptions import LakeryError
 from lakery.common.exceptions import StorageError
+
+if TYPE_CHECKING:
+    from lakery.core.storage import Storage
 
 __all__ = [
     "commit",
@@ -40,9 +45,12 @@ Doing = str | Callable[[], str]
 def database_name(session: AsyncSession) -> str:
     """The session's database URL with the password hidden."""
     try:
-        return session.get_bind().url.render_as_string(hide_password=True)
-    except Exception:  # an unbound session, or a bind without a URL
-        return "the session's database"
+        bind = session.get_bind()
+        if isinstance(bind, Engine):  # a Connection has no URL of its own
+            return bind.url.render_as_string(hide_password=True)
+    except Exception:  # an unbound session
+        pass
+    return "the session's database"
 
 
 def is_database_failure(error: BaseException) -> bool:
@@ -73,7 +81,7 @@ def database_calls(session: AsyncSession, doing: Doing) -> Iterator[None]:
 
 
 async def commit(
-    session: AsyncSession, doing: Doing, manifest_ids: Callable[[], tuple[Any, ...]]
+    session: AsyncSession, doing: Doing, manifest_ids: Callable[[], tuple[uuid.UUID, ...]]
 ) -> None:
     """Commit; a connection lost during the commit raises `CommitUnknownError` carrying
     the ids the save gave its manifests."""
@@ -112,7 +120,7 @@ def _connection_lost_cause(error: BaseException | None) -> bool:
     }
 
 
-def storage_error(error: BaseException, storage: Any, doing: Doing) -> StorageError:
+def storage_error(error: BaseException, storage: Storage, doing: Doing) -> StorageError:
     """A `StorageError` for an `OSError` (a full disk, say) of `storage` while `doing`."""
     if isinstance(error, OSError) and error.errno in {errno.ENOSPC, errno.EDQUOT}:
         detail = (
@@ -125,7 +133,7 @@ def storage_error(error: BaseException, storage: Any, doing: Doing) -> StorageEr
 
 
 @contextmanager
-def storage_calls(storage: Any, doing: Doing) -> Iterator[None]:
+def storage_calls(storage: Storage, doing: Doing) -> Iterator[None]:
     """Turn an `OSError` of `storage` inside the block into a `StorageError`."""
     try:
         yield

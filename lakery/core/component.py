@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import ClassVar
 
 from lakery.common.exceptions import ConfigurationError
 
@@ -30,7 +29,8 @@ class Component:
     never change once data was saved with it; bump the version suffix for a new format.
     """
 
-    name: ClassVar[str]
+    name: str
+    """Set on the class; a storage may be given its own per instance (``name=...``)."""
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)

@@ -12,7 +12,7 @@ def first_error(error: BaseException) -> BaseException:
     while isinstance(error, BaseExceptionGroup):
         leaves = error.exceptions
         real = [e for e in leaves if isinstance(e, Exception)]
-        error = (real or list(leaves))[0]
+        error = real[0] if real else leaves[0]
     return error
 
 

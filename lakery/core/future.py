@@ -11,8 +11,6 @@ __all__ = ["Future", "NotReadyError"]
 
 T = TypeVar("T")
 
-_PENDING = object()
-
 
 class NotReadyError(LakeryError, RuntimeError):
     """A future was read before its saver or loader block exited."""
@@ -24,28 +22,28 @@ class Future(Generic[T]):
     __slots__ = ("_error", "_result")
 
     def __init__(self) -> None:
-        self._result: object = _PENDING
+        self._result: tuple[T] | None = None  # (result,) once set
         self._error: BaseException | None = None
 
     def done(self) -> bool:
         """Whether a result or an error has been set."""
-        return self._result is not _PENDING or self._error is not None
+        return self._result is not None or self._error is not None
 
     def get(self) -> T:
         """The result; raises the error that prevented it, or `NotReadyError` if too early."""
         if self._error is not None:
             raise self._error
-        if self._result is _PENDING:
+        if self._result is None:
             msg = "the result is ready only after the `async with` block of the saver/loader exits"
             raise NotReadyError(msg)
-        return self._result  # type: ignore[return-value]
+        return self._result[0]
 
     def exception(self) -> BaseException | None:
         """The error that prevented the result, if any."""
         return self._error
 
     def set_result(self, result: T) -> None:
-        self._result = result
+        self._result = (result,)
 
     def set_exception(self, error: BaseException) -> None:
         self._error = error

@@ -12,9 +12,11 @@ import inspect
 import os
 import uuid
 from collections.abc import AsyncIterator
+from collections.abc import Callable
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from typing import TypeAlias
 from typing import TypeVar
 
 import anyio
@@ -48,6 +50,7 @@ from lakery.core.storable import get_unpacker
 from lakery.core.storage import HASH_ALGORITHM
 from lakery.core.storage import READ_CHUNK_SIZE
 from lakery.core.storage import THREAD_THRESHOLD
+from lakery.core.storage import Locator
 from lakery.core.unpacker import Unpacker
 
 __all__ = ["Loader", "load_one", "new_loader"]
@@ -114,7 +117,7 @@ class _Part:
         "storage_name",
     )
 
-    def __init__(self, plan: _Plan, fields: tuple[Any, ...]) -> None:
+    def __init__(self, plan: _Plan, fields: _Fields) -> None:
         self.plan = plan
         (
             self.key,
@@ -235,10 +238,10 @@ class Loader:
         del contents
         await self._load_all(plans)
 
-    async def _fetch_contents(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[tuple[Any, ...]]]:
+    async def _fetch_contents(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, list[_Fields]]:
         """Content fields by manifest id: from the records that carry their content rows,
         then one query (in chunks) for the others."""
-        found: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
+        found: dict[uuid.UUID, list[_Fields]] = {}
         missing: dict[uuid.UUID, None] = {}
         for record, manifest_id in zip(self._records, ids, strict=True):
             if manifest_id in found:
@@ -264,7 +267,7 @@ class Loader:
         return found
 
     def _plan_all(
-        self, ids: list[uuid.UUID], contents: dict[uuid.UUID, list[tuple[Any, ...]]]
+        self, ids: list[uuid.UUID], contents: dict[uuid.UUID, list[_Fields]]
     ) -> list[_Plan]:
         resolved: dict[tuple[Any, ...], tuple[type[Storable], Unpacker[Any]]] = {}
         plans = []
@@ -501,6 +504,8 @@ _FIELDS = (
     "content_hash_algorithm",
 )
 """The columns of a content row that loading uses, in the order `_Part` takes them."""
+_Fields: TypeAlias = tuple[str, str, str, str, Locator, int, str, str]
+"""A content row's values of `_FIELDS`."""
 
 
 _UNSET: Any = object()
@@ -512,7 +517,7 @@ def _loaded(record: ManifestRecord, name: str) -> Any:
     return getattr(record, name) if value is _UNSET else value
 
 
-def _row_fields(row: ContentRecord) -> tuple[Any, ...]:
+def _row_fields(row: ContentRecord) -> _Fields:
     state = row.__dict__
     try:
         return tuple([state[name] for name in _FIELDS])
@@ -680,7 +685,9 @@ def _deserialize_table(
     return _table_step(serializer.deserialize_columns, data, part, columns)
 
 
-def _table_step(step: Any, source: Any, part: _Part, columns: list[str] | None) -> Any:
+def _table_step(
+    step: Callable[..., Any], source: str | Buffer, part: _Part, columns: list[str] | None
+) -> Any:
     record_id = part.plan.record.id
     try:
         return step(source) if columns is None else step(source, columns)

@@ -6,12 +6,14 @@ import hashlib
 import inspect
 from collections.abc import AsyncIterable
 from collections.abc import AsyncIterator
+from collections.abc import Callable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from typing import ClassVar
+from typing import Generic
 from typing import TypeVar
 
 from lakery.common.exceptions import ConfigurationError
@@ -90,26 +92,43 @@ class Resolver:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self._found: dict[tuple[Any, ...], Any] = {}
+        # Each kind's answers, by spec (see `_resolve_cached`), and serializers by type.
+        self._storages: _Found[Storage] = {}
+        self._serializers: _Found[Serializer[Any]] = {}
+        self._stream_serializers: _Found[StreamSerializer[Any]] = {}
+        self._by_type: dict[type, Serializer[Any] | None] = {}
 
-    def resolve(self, spec: Any, kind: type[C], where: _Where) -> C | None:
-        """A component from an instance, a class (looked up in the registry) or a name."""
+    def storage(self, spec: object, where: _Where) -> Storage | None:
+        """A storage from an instance, a class (looked up in the registry) or a name."""
+        return self._resolve_cached(self._storages, _STORAGE, spec, where)
+
+    def serializer(self, spec: object, where: _Where) -> Serializer[Any] | None:
+        """A value serializer from an instance, a class or a name."""
+        return self._resolve_cached(self._serializers, _SERIALIZER, spec, where)
+
+    def stream_serializer(self, spec: object, where: _Where) -> StreamSerializer[Any] | None:
+        """A stream serializer from an instance, a class or a name."""
+        return self._resolve_cached(self._stream_serializers, _STREAM_SERIALIZER, spec, where)
+
+    def _resolve_cached(
+        self, found: _Found[C], kind: _Kind[C], spec: object, where: _Where
+    ) -> C | None:
         if spec is None:
             return None
         # Names and classes by value; anything else by identity (the cache keeps it alive,
         # so its id is not reused meanwhile).
-        key = (kind, spec) if type(spec) is str or isinstance(spec, type) else (kind, id(spec))
-        found = self._found.get(key, _UNSET)
-        if found is _UNSET or (type(key[1]) is int and found[0] is not spec):
-            found = self._found[key] = (spec, _resolve(spec, kind, self.registry, str(where)))
-        return found[1]  # type: ignore[no-any-return]
+        key = spec if type(spec) is str or isinstance(spec, type) else id(spec)
+        hit = found.get(key)
+        if hit is None or (type(key) is int and hit[0] is not spec):
+            hit = found[key] = (spec, _resolve(spec, kind, self.registry, str(where)))
+        return hit[1]
 
     def serializer_for(self, value_type: type) -> Serializer[Any] | None:
-        key = (Serializer, value_type, "by type")
-        found = self._found.get(key, _UNSET)
-        if found is _UNSET:
-            found = self._found[key] = self.registry.find_serializer(value_type)
-        return found  # type: ignore[no-any-return]
+        try:
+            return self._by_type[value_type]
+        except KeyError:
+            found = self._by_type[value_type] = self.registry.find_serializer(value_type)
+            return found
 
     def default_storage(self, where: _Where) -> Storage:
         storage = self.registry.default_storage
@@ -122,7 +141,24 @@ class Resolver:
         return storage
 
 
-_UNSET: Any = object()
+_Found = dict[object, tuple[object, C | None]]
+"""A resolver's answers for one kind: (the spec, its component) by name, class or id."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Kind(Generic[C]):
+    """A kind of component that a part may name, and how the registry finds one."""
+
+    base: type[C]
+    by_name: Callable[[Registry, str], C]
+    registered: Callable[[Registry], Mapping[str, C]]
+
+
+_STORAGE = _Kind(Storage, Registry.get_storage, lambda registry: registry.storages)
+_SERIALIZER = _Kind(Serializer, Registry.get_serializer, lambda r: r.serializers)
+_STREAM_SERIALIZER = _Kind(
+    StreamSerializer, Registry.get_stream_serializer, lambda r: r.stream_serializers
+)
 
 
 class _Where:
@@ -167,13 +203,11 @@ def prepare_parts(
             if unpacked.tags is None
             else validate_tags(unpacked.tags, what=f"content tags of {where}")
         )
-        storage = resolver.resolve(unpacked.storage, Storage, where) or resolver.default_storage(
-            where
-        )
+        storage = resolver.storage(unpacked.storage, where) or resolver.default_storage(where)
         if isinstance(unpacked, UnpackedValue):
             parts.append(_value_part(key, unpacked, storage, tags, resolver, where))
         elif isinstance(unpacked, UnpackedValueStream):
-            serializer = resolver.resolve(unpacked.serializer, StreamSerializer, where)
+            serializer = resolver.stream_serializer(unpacked.serializer, where)
             stream = _as_async_iterator(unpacked.stream, where)
             parts.append(StreamPart(key, serializer, storage, tags, stream, registry))
         else:
@@ -191,7 +225,7 @@ def _value_part(
     where: _Where,
 ) -> ValuePart:
     value = unpacked.value
-    serializer = resolver.resolve(unpacked.serializer, Serializer, where)
+    serializer = resolver.serializer(unpacked.serializer, where)
     if serializer is None:
         serializer = resolver.serializer_for(type(value))
         if serializer is None:
@@ -246,33 +280,25 @@ def _as_buffers(serialized: Any, name: str) -> Sequence[Buffer]:
     raise SerializationError(msg, serializer=name)
 
 
-def _resolve(spec: Any, kind: type[C], registry: Registry, where: str) -> C | None:
+def _resolve(spec: object, kind: _Kind[C], registry: Registry, where: str) -> C | None:
     """A component from an instance, a class (looked up in the registry) or a name."""
     if spec is None:
         return None
+    base = kind.base
     if isinstance(spec, str):
-        getter = {
-            Serializer: registry.get_serializer,
-            StreamSerializer: registry.get_stream_serializer,
-            Storage: registry.get_storage,
-        }[kind]
-        return getter(spec)  # type: ignore[return-value]
-    if inspect.isclass(spec) and issubclass(spec, kind):
+        return kind.by_name(registry, spec)
+    if inspect.isclass(spec) and issubclass(spec, base):
         return registry.find_component(spec)
-    if isinstance(spec, kind):
-        registered = {
-            Serializer: registry.serializers,
-            StreamSerializer: registry.stream_serializers,
-            Storage: registry.storages,
-        }[kind].get(spec.name)
+    if isinstance(spec, base):
+        registered = kind.registered(registry).get(spec.name)
         if registered is None:
             msg = (
                 f"{where} uses {spec!r}, which is not in the registry, so it could not be "
                 f"loaded back; add it to the Registry"
             )
-            raise NotRegisteredError(msg, kind=kind.__name__, name=spec.name)
+            raise NotRegisteredError(msg, kind=base.__name__, name=spec.name)
         return spec
-    msg = f"{where}: expected a {kind.__name__} instance, class or name, got {spec!r}"
+    msg = f"{where}: expected a {base.__name__} instance, class or name, got {spec!r}"
     raise ConfigurationError(msg)
 
 
@@ -296,7 +322,9 @@ async def _encode(
         yield tail
 
 
-def _encode_step(step: Any, item: Any, serializer: StreamSerializer[Any]) -> Buffer:
+def _encode_step(
+    step: Callable[[Any], Buffer], item: Any, serializer: StreamSerializer[Any]
+) -> Buffer:
     try:
         return step(item)
     except UNUSABLE_VALUE_ERRORS as exc:

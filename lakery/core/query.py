@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from collections.abc import Mapping
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import TypedDict
 
 from sqlalchemy import ColumnElement
 from sqlalchemy import Select
@@ -73,6 +73,16 @@ __all__ = [
 ClassFilter = type[Storable] | uuid.UUID | str
 """A storable class, or its class id (a UUID or 8-32 hex characters)."""
 
+
+class ManifestQuery(TypedDict, total=False):
+    """The filters of `select_manifests` and `find_manifests`, to pass on with ``**``."""
+
+    tags: Mapping[str, str] | None
+    cls: ClassFilter | None
+    since: datetime | None
+    before: datetime | None
+
+
 _IN_CHUNK = 500
 """Ids per ``IN (...)`` list (stays under every backend's bound-parameter limit)."""
 
@@ -85,7 +95,7 @@ def select_manifests(
     since: datetime | None = None,
     before: datetime | None = None,
     limit: int | None = 100,
-) -> Select[tuple[ManifestRecord]]:
+) -> Select[ManifestRecord]:
     """The SELECT statement behind `find_manifests`, to extend or inspect.
 
     Args:
@@ -250,7 +260,7 @@ def _sqlite_tag_equals(key: str, value: str) -> ColumnElement[bool]:
     )
 
 
-def _class_id(cls: Any) -> uuid.UUID:
+def _class_id(cls: object) -> uuid.UUID:
     if isinstance(cls, type):
         if issubclass(cls, Storable):
             return get_class_id(cls)

@@ -10,10 +10,14 @@ Tables (SQLAlchemy 2 ORM, async engines; SQLite and PostgreSQL):
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from collections.abc import Coroutine
 from collections.abc import Generator
 from datetime import UTC
 from datetime import datetime
+from typing import TYPE_CHECKING
 from typing import Any
+from typing import ClassVar
 from typing import Generic
 from typing import TypeVar
 
@@ -25,6 +29,7 @@ from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import LargeBinary
 from sqlalchemy import String
+from sqlalchemy import Table
 from sqlalchemy import TypeDecorator
 from sqlalchemy import UniqueConstraint
 from sqlalchemy import Uuid
@@ -84,7 +89,9 @@ def utc_now() -> datetime:
 class Runnable(Generic[T]):
     """An awaitable that synchronous code can also `.run()` to completion."""
 
-    def __init__(self, coroutine_function: Any, *args: Any) -> None:
+    def __init__(
+        self, coroutine_function: Callable[..., Coroutine[Any, Any, T]], *args: Any
+    ) -> None:
         self._function = coroutine_function
         self._args = args
 
@@ -102,6 +109,11 @@ class BaseRecord(DeclarativeBase):
     """Declarative base of lakery's tables."""
 
     type_annotation_map = {dict[str, Any]: TagsJSON, datetime: UTCDateTime}
+
+    if TYPE_CHECKING:
+        # Each of lakery's records is mapped to a Table (DeclarativeBase allows any
+        # FromClause), so `insert(ManifestRecord.__table__)` and `.c` type-check.
+        __table__: ClassVar[Table]
 
     @classmethod
     def create_all(cls, engine: AsyncEngine) -> Runnable[None]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Iterable
+from collections.abc import Mapping
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
@@ -35,6 +36,7 @@ from lakery.core.unpacker import Unpacker
 __all__ = ["DEFAULT_STORAGE_ATTRIBUTE", "Registry"]
 
 C = TypeVar("C", bound=Component)
+S = TypeVar("S", Serializer[Any], StreamSerializer[Any])
 
 DEFAULT_STORAGE_ATTRIBUTE = "lakery_default_storage"
 """A module may name a default storage (a zero-argument factory or an instance) with this
@@ -80,8 +82,13 @@ class Registry:
         storages: Iterable[Storage] = (),
         default_storage: Storage | None = None,
     ) -> None:
-        self._components: dict[str, dict[str, Component]] = {kind: {} for kind in _KINDS}
-        self._found: dict[tuple[str, type], Component | None] = {}  # `_find`'s answers
+        self._serializers: dict[str, Serializer[Any]] = {}
+        self._stream_serializers: dict[str, StreamSerializer[Any]] = {}
+        self._storages: dict[str, Storage] = {}
+        self._unpackers: dict[str, Unpacker[Any]] = {}
+        # `find_serializer`'s and `find_stream_serializer`'s answers, by value type.
+        self._found_serializers: dict[type, Serializer[Any] | None] = {}
+        self._found_stream_serializers: dict[type, StreamSerializer[Any] | None] = {}
         self._storables: dict[UUID, type[Storable]] = {}
         self._default_storage: Storage | None = None
 
@@ -135,17 +142,28 @@ class Registry:
             self._add_component(storage, source=module.__name__)
             self._default_storage = storage
 
+    @property
+    def _components(self) -> dict[str, Mapping[str, Component]]:
+        """Every kind's components by name, by kind (a view: `_add_component` adds)."""
+        return {
+            "serializer": self._serializers,
+            "stream serializer": self._stream_serializers,
+            "storage": self._storages,
+            "unpacker": self._unpackers,
+        }
+
     def _merge(self, other: Registry) -> None:
-        for kind, components in other._components.items():
-            self._components[kind].update(components)
-        self._found.clear()
+        self._serializers.update(other._serializers)
+        self._stream_serializers.update(other._stream_serializers)
+        self._storages.update(other._storages)
+        self._unpackers.update(other._unpackers)
+        self._forget_found()
         self._storables.update(other._storables)
         if other._default_storage is not None:
             self._default_storage = other._default_storage
 
     def _add_component(self, component: Component, *, source: str) -> None:
-        kind = _kind_of(component)
-        if kind is None:
+        if _kind_of(component) is None:
             msg = (
                 f"{source}: {component!r} is not a serializer, stream serializer, storage "
                 "or unpacker instance"
@@ -154,8 +172,20 @@ class Registry:
         if not isinstance(getattr(component, "name", None), str):
             msg = f"{source}: {type(component).__qualname__} has no component name"
             raise ConfigurationError(msg)
-        self._components[kind][component.name] = component
-        self._found.clear()
+        # The kinds in `_KINDS`'s order: a class that is two kinds counts as the first.
+        if isinstance(component, Serializer):
+            self._serializers[component.name] = component
+        elif isinstance(component, StreamSerializer):
+            self._stream_serializers[component.name] = component
+        elif isinstance(component, Storage):
+            self._storages[component.name] = component
+        elif isinstance(component, Unpacker):
+            self._unpackers[component.name] = component
+        self._forget_found()
+
+    def _forget_found(self) -> None:
+        self._found_serializers.clear()
+        self._found_stream_serializers.clear()
 
     def _add_storable(self, cls: type[Storable]) -> None:
         if not (inspect.isclass(cls) and issubclass(cls, Storable)):
@@ -180,19 +210,19 @@ class Registry:
 
     def get_serializer(self, name: str) -> Serializer[Any]:
         """The value serializer named `name`."""
-        return self._get("serializer", name)  # type: ignore[return-value]
+        return self._get("serializer", self._serializers, name)
 
     def get_stream_serializer(self, name: str) -> StreamSerializer[Any]:
         """The stream serializer named `name`."""
-        return self._get("stream serializer", name)  # type: ignore[return-value]
+        return self._get("stream serializer", self._stream_serializers, name)
 
     def get_storage(self, name: str) -> Storage:
         """The storage named `name`."""
-        return self._get("storage", name)  # type: ignore[return-value]
+        return self._get("storage", self._storages, name)
 
     def get_unpacker(self, name: str) -> Unpacker[Any]:
         """The unpacker named `name`."""
-        return self._get("unpacker", name)  # type: ignore[return-value]
+        return self._get("unpacker", self._unpackers, name)
 
     def get_storable(self, class_id: UUID) -> type[Storable]:
         """The storable class with this id: registered, else any imported one."""
@@ -206,11 +236,12 @@ class Registry:
             raise NotRegisteredError(msg, kind="storable", name=class_id.hex)
         return cls
 
-    def _get(self, kind: str, name: str) -> Component:
+    @staticmethod
+    def _get(kind: str, components: Mapping[str, C], name: str) -> C:
         try:
-            return self._components[kind][name]
+            return components[name]
         except KeyError:
-            known = ", ".join(sorted(self._components[kind])) or "none"
+            known = ", ".join(sorted(components)) or "none"
             msg = (
                 f"no {kind} named {name!r} in the registry (it has: {known}); add the module "
                 f"that provides it to Registry(modules=[...]) or pass it with "
@@ -222,26 +253,21 @@ class Registry:
 
     def find_serializer(self, value_type: type) -> Serializer[Any] | None:
         """The last registered value serializer for the nearest type in `value_type`'s MRO."""
-        return self._find("serializer", value_type)  # type: ignore[return-value]
+        return self._find(self._serializers, self._found_serializers, value_type)
 
     def find_stream_serializer(self, item_type: type) -> StreamSerializer[Any] | None:
         """The stream serializer for the nearest type in `item_type`'s MRO."""
-        return self._find("stream serializer", item_type)  # type: ignore[return-value]
+        return self._find(self._stream_serializers, self._found_stream_serializers, item_type)
 
-    def _find(self, kind: str, value_type: type) -> Component | None:
+    @staticmethod
+    def _find(
+        components: Mapping[str, S], found: dict[type, S | None], value_type: type
+    ) -> S | None:
         try:
-            return self._found[kind, value_type]
+            return found[value_type]
         except KeyError:
-            found = self._found[kind, value_type] = self._search(kind, value_type)
-            return found
-
-    def _search(self, kind: str, value_type: type) -> Component | None:
-        candidates = list(self._components[kind].values())
-        for base in value_type.__mro__:
-            for component in reversed(candidates):
-                if base in getattr(component, "types", ()):
-                    return component
-        return None
+            answer = found[value_type] = _search(components, value_type)
+            return answer
 
     def find_component(self, component_type: type[C]) -> C:
         """The registered instance of `component_type` under the class's own name, else the
@@ -252,9 +278,9 @@ class Registry:
             default_name = getattr(component_type, "name", None)
             for component in reversed(found):
                 if component.name == default_name:
-                    return component  # type: ignore[return-value]
+                    return component
             if found:
-                return found[-1]  # type: ignore[return-value]
+                return found[-1]
         msg = (
             f"no {component_type.__qualname__} is in the registry; add one with "
             f"Registry({_ARGUMENT.get(kind or 'storage')}=[{component_type.__name__}(...)]) "
@@ -265,9 +291,9 @@ class Registry:
     def find_serializer_for_content_type(self, content_type: str) -> Serializer[Any] | None:
         """The last value serializer whose content type matches, ignoring parameters."""
         wanted = _bare_content_type(content_type)
-        for component in reversed(list(self._components["serializer"].values())):
-            if _bare_content_type(component.content_type) == wanted:  # type: ignore[attr-defined]
-                return component  # type: ignore[return-value]
+        for component in list(self._serializers.values())[::-1]:
+            if _bare_content_type(component.content_type) == wanted:
+                return component
         return None
 
     @property
@@ -280,22 +306,22 @@ class Registry:
     @property
     def serializers(self) -> dict[str, Serializer[Any]]:
         """Value serializers by name."""
-        return dict(self._components["serializer"])  # type: ignore[arg-type]
+        return dict(self._serializers)
 
     @property
     def stream_serializers(self) -> dict[str, StreamSerializer[Any]]:
         """Stream serializers by name."""
-        return dict(self._components["stream serializer"])  # type: ignore[arg-type]
+        return dict(self._stream_serializers)
 
     @property
     def storages(self) -> dict[str, Storage]:
         """Storages by name."""
-        return dict(self._components["storage"])  # type: ignore[arg-type]
+        return dict(self._storages)
 
     @property
     def unpackers(self) -> dict[str, Unpacker[Any]]:
         """Unpackers by name."""
-        return dict(self._components["unpacker"])  # type: ignore[arg-type]
+        return dict(self._unpackers)
 
     @property
     def storables(self) -> dict[UUID, type[Storable]]:
@@ -305,6 +331,15 @@ class Registry:
     def __repr__(self) -> str:
         counts = ", ".join(f"{len(v)} {k}s" for k, v in self._components.items())
         return f"<Registry {counts}, {len(self._storables)} storables>"
+
+
+def _search(components: Mapping[str, S], value_type: type) -> S | None:
+    candidates = list(components.values())[::-1]  # the last registered first
+    for base in value_type.__mro__:
+        for component in candidates:
+            if base in component.types:
+                return component
+    return None
 
 
 def _kind_of(component: object) -> str | None:

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -321,19 +322,20 @@ class Saver:
 
 
 def _content_row(
-    content_id: uuid.UUID, manifest_id: uuid.UUID, part: Part, now: Any
+    content_id: uuid.UUID, manifest_id: uuid.UUID, part: Part, now: datetime
 ) -> dict[str, Any]:
     serializer = part.serializer
+    assert serializer is not None  # a stream part has one once written
     return {
         "id": content_id,
         "manifest_id": manifest_id,
         "content_key": part.key,
-        "content_type": serializer.content_type,  # type: ignore[union-attr]
-        "content_encoding": serializer.content_encoding,  # type: ignore[union-attr]
+        "content_type": serializer.content_type,
+        "content_encoding": serializer.content_encoding,
         "content_size": part.size,
         "content_hash": part.sha256,
         "content_hash_algorithm": HASH_ALGORITHM,
-        "serializer_name": serializer.name,  # type: ignore[union-attr]
+        "serializer_name": serializer.name,
         "serializer_type": part.serializer_type,
         "storage_name": part.storage.name,
         "storage_data": part.locator,
@@ -376,7 +378,8 @@ def _detached_records(
 
 
 def _content_key(content: ContentRecord) -> str:
-    return content.__dict__["content_key"]  # type: ignore[no-any-return]
+    key: str = content.__dict__["content_key"]
+    return key
 
 
 async def _rollback(session: AsyncSession) -> None:

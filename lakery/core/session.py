@@ -98,7 +98,8 @@ def add_before_commit(session: AsyncSession, key: str, factory: Callable[[], H])
     hooks = session.info.setdefault(_HOOKS_KEY, {})
     if key not in hooks:
         hooks[key] = factory()
-    return hooks[key]
+    hook: H = hooks[key]  # what `factory` made for this key
+    return hook
 
 
 def has_before_commit(session: AsyncSession) -> bool:

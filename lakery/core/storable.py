@@ -18,6 +18,7 @@ import re
 import sys
 import warnings
 import weakref
+from types import FrameType
 from typing import Any
 from typing import ClassVar
 from uuid import UUID
@@ -76,7 +77,7 @@ class Storable:
         *,
         class_id: str | UUID | None = None,
         unpacker: Unpacker[Any] | None = None,
-        **kwargs: Any,
+        **kwargs: object,
     ) -> None:
         super().__init_subclass__(**kwargs)
         _register_class(cls, class_id)
@@ -119,7 +120,7 @@ _FRAMEWORK_MODULES = ("lakery.", "pydantic.", "pydantic_core.", "abc", "typing",
 
 def _caller_stacklevel() -> int:
     """The stack level of the class statement, past lakery's and pydantic's own frames."""
-    frame = sys._getframe(1)  # the caller of warnings.warn is stack level 1
+    frame: FrameType | None = sys._getframe(1)  # the caller of warnings.warn is level 1
     level = 1
     while frame is not None and (frame.f_globals.get("__name__", "") + ".").startswith(
         _FRAMEWORK_MODULES

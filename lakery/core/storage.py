@@ -11,12 +11,15 @@ from __future__ import annotations
 import abc
 import hashlib
 from collections.abc import AsyncIterator
+from collections.abc import Callable
+from collections.abc import Coroutine
 from collections.abc import Mapping
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from typing import TypeAlias
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
@@ -39,6 +42,8 @@ __all__ = [
 
 Locator: TypeAlias = dict[str, Any]
 """JSON-able data saved in a content record that tells a storage where the bytes are."""
+
+Item = TypeVar("Item")
 
 HASH_ALGORITHM = "sha256"
 """The content hash lakery records and checks."""
@@ -219,7 +224,10 @@ BATCH_CONCURRENCY = 16
 """How many single reads or writes the default batch methods run at once."""
 
 
-async def _run_all(function: Any, items: Sequence[Any]) -> None:
+async def _run_all(
+    function: Callable[[int, Item, anyio.CapacityLimiter], Coroutine[Any, Any, None]],
+    items: Sequence[Item],
+) -> None:
     limiter = anyio.CapacityLimiter(BATCH_CONCURRENCY)
     try:
         async with anyio.create_task_group() as group:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy import literal_column
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import SQLCoreOperations
 
 __all__ = ["INDEXED_TAG_KEYS", "is_plain_tag_key", "tag_text"]
 
@@ -33,7 +34,7 @@ def is_plain_tag_key(key: str) -> bool:
     return _PLAIN_KEY.match(key) is not None
 
 
-def tag_text(tags: Any, key: str, dialect: str) -> ColumnElement[Any]:
+def tag_text(tags: SQLCoreOperations[Any], key: str, dialect: str) -> ColumnElement[Any]:
     """The value of tag `key` as text, written as the tag index is (a literal key).
 
     Args:
@@ -49,7 +50,8 @@ def tag_text(tags: Any, key: str, dialect: str) -> ColumnElement[Any]:
             msg = f"tag key {key!r} cannot be written as a plain SQLite JSON path"
             raise ValueError(msg)
         return func.json_extract(tags, literal_column(_quoted(f'$."{key}"')))
-    return tags[key].as_string()
+    text: ColumnElement[Any] = tags[key].as_string()  # JSON's comparator is untyped
+    return text
 
 
 def _quoted(text: str) -> str:

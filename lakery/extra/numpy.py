@@ -23,6 +23,7 @@ import ast
 import math
 import struct
 from typing import Any
+from typing import Literal
 
 import numpy as np
 
@@ -83,7 +84,7 @@ class NpySerializer(Serializer[np.ndarray]):
         header = _header(array.dtype, array.shape, fortran)
         if flat.size == 0 or flat.dtype.itemsize == 0:
             return [header]
-        data = memoryview(flat.reshape(-1).view(np.uint8))
+        data = flat.reshape(-1).view(np.uint8).data  # a memoryview of the array's bytes
         return [header, data]
 
     def deserialize(self, data: Buffer) -> np.ndarray:
@@ -97,7 +98,7 @@ class NpySerializer(Serializer[np.ndarray]):
                 f"shape {shape} of dtype {dtype} needs {expected}"
             )
             raise ValueError(msg)
-        order = "F" if fortran else "C"
+        order: Literal["F", "C"] = "F" if fortran else "C"
         if count == 0 or dtype.itemsize == 0:
             return np.zeros(shape, dtype=dtype, order=order)
         flat = np.frombuffer(view, dtype=dtype, count=count, offset=offset)

@@ -14,6 +14,8 @@ the column's name. Needs the ``pandas`` extra
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 try:
     import pandas as pd
     import pyarrow as pa
@@ -57,7 +59,7 @@ class PandasParquetSerializer(TableSerializer[pd.DataFrame]):
     """A `pandas.DataFrame` as Parquet (zstd, page checksums), index and dtypes kept."""
 
     name = "lakery.pandas.parquet@v1"
-    types = (pd.DataFrame,)
+    types: ClassVar[tuple[type, ...]] = (pd.DataFrame,)
 
     def to_arrow(self, value: pd.DataFrame) -> pa.Table:
         return pandas_to_arrow(value)

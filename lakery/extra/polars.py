@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from typing import ClassVar
+from typing import Literal
 
 try:
     import polars as pl
@@ -29,6 +31,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from lakery.core.serializer import Buffer
 from lakery.extra.arrow.formats import ChunkSink
 from lakery.extra.arrow.formats import IpcFormat
+from lakery.extra.arrow.formats import ParquetCompression
 from lakery.extra.arrow.formats import ParquetFormat
 from lakery.extra.arrow.formats import check_columns
 from lakery.extra.arrow.serializers import IPC_CONTENT_TYPE
@@ -43,7 +46,7 @@ class PolarsParquetSerializer(TableSerializer[pl.DataFrame]):
     """A `polars.DataFrame` as Parquet, written and read by polars."""
 
     name = "lakery.polars.parquet@v1"
-    types = (pl.DataFrame,)
+    types: ClassVar[tuple[type, ...]] = (pl.DataFrame,)
 
     def to_arrow(self, value: pl.DataFrame) -> pa.Table:
         return _frame(value).to_arrow()
@@ -61,8 +64,8 @@ class PolarsParquetSerializer(TableSerializer[pl.DataFrame]):
         if max(frame.n_chunks("all"), default=1) > 1:
             frame = frame.rechunk()  # polars' file depends on the chunks: one layout, one file
         frame.write_parquet(
-            sink,
-            compression=self.format.compression,  # type: ignore[arg-type]
+            sink,  # type: ignore[arg-type]  # any file-like object will do; the stubs want IO
+            compression=_polars_codec(self.format.compression),
             compression_level=level,
             statistics=True,
             row_group_size=self.row_group_size,  # None: polars' own (fixed, 512² rows)
@@ -127,6 +130,13 @@ class PolarsIpcSerializer(PolarsParquetSerializer):
     types = ()
     format_class = IpcFormat
     content_type = IPC_CONTENT_TYPE
+
+
+def _polars_codec(
+    codec: ParquetCompression,
+) -> Literal["zstd", "snappy", "gzip", "lz4", "brotli", "uncompressed"]:
+    """Polars' name of a Parquet codec (it calls "none" "uncompressed")."""
+    return "uncompressed" if codec == "none" else codec
 
 
 def _frame(value: object) -> pl.DataFrame:

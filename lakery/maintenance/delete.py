@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lakery.common.exceptions import ConfigurationError
 from lakery.common.tags import validate_tags
 from lakery.core.query import ClassFilter
+from lakery.core.query import ManifestQuery
 from lakery.core.query import as_manifest_id
 from lakery.core.query import find_manifests
 from lakery.core.query import select_manifests
@@ -117,7 +118,12 @@ async def delete_manifests(
             "nothing was deleted"
         )
         raise ConfigurationError(msg)
-    query = {"tags": wanted_tags or None, "cls": cls, "since": since, "before": before}
+    query: ManifestQuery = {
+        "tags": wanted_tags or None,
+        "cls": cls,
+        "since": since,
+        "before": before,
+    }
     try:
         if id_list is None:
             manifests = await find_manifests(session, **query, limit=limit)
@@ -138,7 +144,7 @@ async def delete_manifests(
 async def _by_ids(
     session: AsyncSession,
     ids: list[uuid.UUID],
-    query: dict[str, Any],
+    query: ManifestQuery,
     limit: int | None,
 ) -> tuple[list[ManifestRecord], list[uuid.UUID]]:
     dialect = session.get_bind().dialect.name

@@ -18,9 +18,10 @@ await downgrade_database(engine, "0001")  # back to the schema of an older laker
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection
@@ -30,6 +31,9 @@ from lakery.common.exceptions import ConfigurationError
 from lakery.migrations.objects import TABLES
 from lakery.migrations.objects import VERSION_TABLE
 from lakery.migrations.objects import object_filter
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = [
     "BASELINE_REVISION",
@@ -66,7 +70,7 @@ class SchemaChange:
     adopted: bool = False
 
 
-def alembic_config() -> Any:
+def alembic_config() -> Config:
     """An Alembic `Config` for lakery's migrations (no ini file needed)."""
     from alembic.config import Config
 
@@ -149,7 +153,7 @@ def _upgrade(connection: Connection, revision: str) -> SchemaChange:
     return SchemaChange(before, _current_revision(connection), adopted)
 
 
-def _run(connection: Connection, action: Any, revision: str) -> None:
+def _run(connection: Connection, action: Callable[[Config, str], None], revision: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
     action(config, revision)

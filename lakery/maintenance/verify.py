@@ -38,6 +38,7 @@ from lakery.common.exceptions import LakeryError
 from lakery.common.exceptions import NotRegisteredError
 from lakery.core.errors import raise_first
 from lakery.core.query import ClassFilter
+from lakery.core.query import ManifestQuery
 from lakery.core.query import as_manifest_id
 from lakery.core.query import fetch_contents
 from lakery.core.query import select_manifests
@@ -169,7 +170,7 @@ async def verify_manifests(
             if sample is not None and sample < len(ids):
                 ids = random.sample(ids, sample)
         else:
-            query = {"tags": tags, "cls": cls, "since": since, "before": before}
+            query: ManifestQuery = {"tags": tags, "cls": cls, "since": since, "before": before}
             ids = await _select_ids(session, query, sample)
         for start in range(0, len(ids), _PAGE):
             await checker.check(ids[start : start + _PAGE])
@@ -178,11 +179,11 @@ async def verify_manifests(
 
 
 async def _select_ids(
-    session: AsyncSession, query: dict[str, Any], sample: int | None
+    session: AsyncSession, query: ManifestQuery, sample: int | None
 ) -> list[uuid.UUID]:
     dialect = session.get_bind().dialect.name
-    statement = select_manifests(dialect=dialect, **query, limit=None)
-    statement = statement.with_only_columns(ManifestRecord.id).order_by(None)
+    manifests = select_manifests(dialect=dialect, **query, limit=None)
+    statement = manifests.with_only_columns(ManifestRecord.id).order_by(None)
     if sample is not None:
         statement = statement.order_by(func.random()).limit(sample)
     else:

@@ -35,13 +35,15 @@ def _join(serialized: Any) -> bytes:
 
 
 class _Common:
+    serializer: ClassVar[Serializer[Any] | StreamSerializer[Any]]
+
     def assert_equal(self, loaded: Any, original: Any) -> None:
         """Override for values that `==` cannot compare (e.g. arrays)."""
         assert loaded == original
         assert type(loaded) is type(original)
 
     def test_component_attributes(self) -> None:
-        serializer = self.serializer  # type: ignore[attr-defined]
+        serializer = self.serializer
         check_component_name(serializer.name, owner=type(serializer).__qualname__)
         assert isinstance(serializer.content_type, str) and "/" in serializer.content_type
         assert isinstance(serializer.types, tuple)

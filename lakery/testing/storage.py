@@ -90,7 +90,7 @@ class StorageConformance:
         assert bytes(await storage.get_value(locator)) == data
 
     async def test_value_from_several_buffers(self, storage: Storage) -> None:
-        parts = [b"head-", memoryview(b"body" * 1000), bytearray(b"-tail")]
+        parts: list[Buffer] = [b"head-", memoryview(b"body" * 1000), bytearray(b"-tail")]
         data = b"".join(bytes(p) for p in parts)
         locator = await storage.put_value(parts, size=len(data), sha256=_digest(data), tags={})
         await self.commit(storage)

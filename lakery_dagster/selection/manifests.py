@@ -38,7 +38,7 @@ async def load_selected(
     values: dict[str | None, Any] = {}
     for partition, chosen in selected.items():
         layout = layout_of(chosen)
-        items = []
+        items: list[tuple[str, Any, Mapping[str, str]]] = []
         for key, _ in layout.items:
             manifest_id, obj = next(loaded)
             tags = records[manifest_id].tags

@@ -55,6 +55,7 @@ from lakery.core.records import ContentRecord
 from lakery.core.records import ManifestRecord
 from lakery.core.tag_index import is_plain_tag_key
 from lakery.core.tag_index import tag_text
+from lakery_dagster.shapes import Kind
 from lakery_dagster.shapes import Layout
 from lakery_dagster.shapes import Stored
 from lakery_dagster.tags import ASSET_KEY
@@ -182,7 +183,7 @@ def stored_from_records(records: Sequence[ManifestRecord]) -> Stored:
     first = records[0]
     if not first.tags.get(COLLECTION_ID):
         return Stored(Layout("single", [("", str(first.id))]), (first,))
-    kind = "list" if first.tags.get(COLLECTION) == "list" else "mapping"
+    kind: Kind = "list" if first.tags.get(COLLECTION) == "list" else "mapping"
 
     def order(record: ManifestRecord) -> Any:
         key = record.tags.get(COLLECTION_KEY, "")

@@ -191,6 +191,18 @@ def test_parquet_options_keep_the_name_and_change_the_bytes() -> None:
         IpcTableSerializer(compression_level=3)
 
 
+@pytest.mark.parametrize("serializer_class", [ParquetTableSerializer, PolarsParquetSerializer])
+def test_parquet_without_compression(serializer_class: Any) -> None:
+    import pyarrow.parquet as pq
+
+    value = arrow_table() if serializer_class is ParquetTableSerializer else polars_frame()
+    serializer = serializer_class(compression="none")  # polars calls it "uncompressed"
+    data = _bytes(serializer, value)
+    column = pq.ParquetFile(pa.BufferReader(data)).metadata.row_group(0).column(0)
+    assert column.compression == "UNCOMPRESSED"
+    assert_tables_equal(serializer.deserialize(data), value)
+
+
 def test_parquet_pages_carry_checksums() -> None:
     import pyarrow.parquet as pq
 

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from typing import Literal
+from typing import TypeAlias
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
@@ -23,7 +25,9 @@ from lakery.core.serializer import Buffer
 
 __all__ = [
     "ChunkSink",
+    "IpcCompression",
     "IpcFormat",
+    "ParquetCompression",
     "ParquetFormat",
     "as_batch",
     "check_columns",
@@ -34,6 +38,11 @@ ROW_GROUP_ROWS = 1 << 20
 """Rows per Parquet row group (pyarrow's default) and per IPC record batch."""
 
 _READ_ERRORS = (pa.ArrowException, OSError)
+
+ParquetCompression: TypeAlias = Literal["zstd", "snappy", "gzip", "lz4", "brotli", "none"]
+"""The Parquet codecs."""
+IpcCompression: TypeAlias = Literal["zstd", "lz4"]
+"""The Arrow IPC buffer codecs (None: uncompressed)."""
 
 
 class ChunkSink:
@@ -78,7 +87,7 @@ class ParquetFormat:
     no rows (the IPC format keeps its row count).
     """
 
-    compression: str = "zstd"
+    compression: ParquetCompression = "zstd"
     compression_level: int | None = None
     row_group_size: int = ROW_GROUP_ROWS
 
@@ -86,7 +95,7 @@ class ParquetFormat:
         sink = ChunkSink()
         pq.write_table(
             table,
-            sink,
+            sink,  # type: ignore[arg-type]  # any file-like object will do; the stubs want IO
             row_group_size=self.row_group_size,
             compression=self.compression,
             compression_level=self.compression_level,
@@ -119,13 +128,14 @@ class ParquetFormat:
 class IpcFormat:
     """The Arrow IPC file format (memory-mappable), buffers zstd-compressed by default."""
 
-    compression: str | None = "zstd"
+    compression: IpcCompression | None = "zstd"
     batch_rows: int = ROW_GROUP_ROWS
 
     def write(self, table: pa.Table) -> list[bytes]:
         sink = ChunkSink()
         options = ipc.IpcWriteOptions(compression=self.compression)
-        with ipc.new_file(sink, table.schema, options=options) as writer:
+        # Any file-like object will do; pyarrow's stubs want IOBase.
+        with ipc.new_file(sink, table.schema, options=options) as writer:  # type: ignore[arg-type]
             for batch in _fixed_batches(table, self.batch_rows):
                 writer.write_batch(batch)
         return sink.chunks
@@ -147,7 +157,8 @@ class IpcFormat:
 def _fixed_batches(table: pa.Table, rows: int) -> Iterator[pa.RecordBatch]:
     """The table as record batches of exactly `rows` rows (the last one shorter)."""
     if table.num_columns == 0:  # no columns to slice: one batch that keeps the row count
-        yield pa.RecordBatch.from_struct_array(pa.array([{}] * table.num_rows, pa.struct([])))
+        structs = pa.array([{}] * table.num_rows, pa.struct([]))  # a StructArray
+        yield pa.RecordBatch.from_struct_array(structs)  # type: ignore[arg-type]  # stubs: Array
         return
     if table.num_rows == 0:
         yield as_batch(table)

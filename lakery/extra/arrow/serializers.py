@@ -112,7 +112,7 @@ class ParquetTableSerializer(TableSerializer[pa.Table]):
     """A `pyarrow.Table` as Parquet (zstd, page checksums, fixed row groups)."""
 
     name = "lakery.arrow.parquet@v1"
-    types = (pa.Table,)
+    types: ClassVar[tuple[type, ...]] = (pa.Table,)
 
     def to_arrow(self, value: pa.Table) -> pa.Table:
         if not isinstance(value, pa.Table):
@@ -128,7 +128,7 @@ class ParquetBatchSerializer(TableSerializer[pa.RecordBatch]):
     """A `pyarrow.RecordBatch` as Parquet; loads back as one record batch."""
 
     name = "lakery.arrow.parquet.batch@v1"
-    types = (pa.RecordBatch,)
+    types: ClassVar[tuple[type, ...]] = (pa.RecordBatch,)
 
     def to_arrow(self, value: pa.RecordBatch) -> pa.Table:
         if not isinstance(value, pa.RecordBatch):

@@ -27,6 +27,8 @@ from lakery.core.serializer import StreamDecoder
 from lakery.core.serializer import StreamEncoder
 from lakery.core.serializer import StreamSerializer
 from lakery.extra.arrow.formats import ChunkSink
+from lakery.extra.arrow.formats import IpcCompression
+from lakery.extra.arrow.formats import ParquetCompression
 from lakery.extra.arrow.serializers import PARQUET_CONTENT_TYPE
 
 __all__ = ["ArrowStreamSerializer", "ParquetStreamSerializer", "collect_table"]
@@ -52,7 +54,7 @@ class ArrowStreamSerializer(StreamSerializer[pa.RecordBatch]):
     types = (pa.RecordBatch, pa.Table)
     content_type = "application/vnd.apache.arrow.stream"
 
-    def __init__(self, *, compression: str | None = "zstd") -> None:
+    def __init__(self, *, compression: IpcCompression | None = "zstd") -> None:
         self.compression = compression
 
     def encoder(self) -> StreamEncoder[pa.RecordBatch]:
@@ -79,7 +81,10 @@ class ParquetStreamSerializer(StreamSerializer[pa.RecordBatch]):
     content_type = PARQUET_CONTENT_TYPE
 
     def __init__(
-        self, *, row_group_size: int = STREAM_ROW_GROUP_ROWS, compression: str = "zstd"
+        self,
+        *,
+        row_group_size: int = STREAM_ROW_GROUP_ROWS,
+        compression: ParquetCompression = "zstd",
     ) -> None:
         if row_group_size < 1:
             msg = f"row_group_size must be at least 1, got {row_group_size}"
@@ -145,7 +150,7 @@ def _difference(expected: pa.Schema, got: pa.Schema) -> str:
 
 
 class _IpcEncoder(StreamEncoder[pa.RecordBatch]):
-    def __init__(self, compression: str | None) -> None:
+    def __init__(self, compression: IpcCompression | None) -> None:
         self._options = ipc.IpcWriteOptions(compression=compression)
         self._sink = ChunkSink()
         self._writer: Any = None
@@ -155,7 +160,8 @@ class _IpcEncoder(StreamEncoder[pa.RecordBatch]):
         batches = _batches_of(item, self._schema)
         if self._writer is None:
             self._schema = item.schema
-            self._writer = ipc.new_stream(self._sink, item.schema, options=self._options)
+            # Any file-like object will do; pyarrow's stubs want IOBase.
+            self._writer = ipc.new_stream(self._sink, item.schema, options=self._options)  # type: ignore[arg-type]
         for batch in batches:
             self._writer.write_batch(batch)
         return self._sink.take()
@@ -168,7 +174,7 @@ class _IpcEncoder(StreamEncoder[pa.RecordBatch]):
 
 
 class _ParquetEncoder(StreamEncoder[pa.RecordBatch]):
-    def __init__(self, row_group_size: int, compression: str) -> None:
+    def __init__(self, row_group_size: int, compression: ParquetCompression) -> None:
         self._rows = row_group_size
         self._compression = compression
         self._sink = ChunkSink()
@@ -182,7 +188,10 @@ class _ParquetEncoder(StreamEncoder[pa.RecordBatch]):
         if self._writer is None:
             self._schema = item.schema
             self._writer = pq.ParquetWriter(
-                self._sink, item.schema, compression=self._compression, write_page_checksum=True
+                self._sink,  # type: ignore[arg-type]  # any file-like object; the stubs want IO
+                item.schema,
+                compression=self._compression,
+                write_page_checksum=True,
             )
         self._pending.extend(batches)
         self._pending_rows += sum(b.num_rows for b in batches)
@@ -255,7 +264,8 @@ class _IpcDecoder(StreamDecoder[pa.RecordBatch]):
             self._feed.push(data)
             try:
                 if kind == _SCHEMA and self._reader is None:
-                    self._reader = ipc.open_stream(self._feed)
+                    # Any file-like object will do; pyarrow's stubs want IOBase.
+                    self._reader = ipc.open_stream(self._feed)  # type: ignore[arg-type]
                 elif kind == _RECORD_BATCH:
                     if self._reader is None:
                         raise ValueError("a record batch before the schema")

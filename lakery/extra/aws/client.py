@@ -15,7 +15,7 @@ import asyncio
 import functools
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from collections.abc import Callable
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,7 +50,7 @@ class LoopClient:
     secrets: tuple[str, ...] = field(default=(), repr=False)
     """The credential strings the client started with, only used to redact messages."""
     closed: bool = False
-    _keeper: AsyncIterator[None] | None = field(default=None, repr=False)
+    _keeper: AsyncGenerator[None, None] | None = field(default=None, repr=False)
 
 
 class ClientManager:
@@ -153,7 +153,9 @@ class ClientManager:
         return loop_client
 
 
-async def _close_at_loop_shutdown(loop_client: LoopClient, context: Any) -> AsyncIterator[None]:
+async def _close_at_loop_shutdown(
+    loop_client: LoopClient, context: Any
+) -> AsyncGenerator[None, None]:
     """Suspended for the client's life; finalized by `close()` or by the loop's shutdown."""
     try:
         yield

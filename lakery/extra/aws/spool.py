@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -29,9 +30,9 @@ CLOSE_TIMEOUT = 60.0
 """Seconds that closing the file may take, shielded from cancellation."""
 
 
-def spool_directory(configured: str | None) -> str:
+def spool_directory(configured: str | os.PathLike[str] | None) -> str:
     """The directory to spool to: the configured one, else the system's temporary one."""
-    return configured if configured is not None else tempfile.gettempdir()
+    return os.fspath(configured) if configured is not None else tempfile.gettempdir()
 
 
 def crc32_b64(data: bytes | memoryview) -> str:
@@ -66,7 +67,7 @@ class SpoolFile:
                 free = shutil.disk_usage(directory).free
             except OSError:  # pragma: no cover - the file was just created there
                 free = 0
-            return cls(file, free)  # type: ignore[arg-type]
+            return cls(file, free)
 
         return await anyio.to_thread.run_sync(create)
 

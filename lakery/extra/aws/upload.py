@@ -24,6 +24,7 @@ import base64
 import logging
 import math
 import uuid
+from collections.abc import AsyncGenerator
 from collections.abc import AsyncIterator
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -297,7 +298,7 @@ async def _iter_buffers(data: Sequence[Buffer], piece: int) -> AsyncIterator[mem
 # -- parts ----------------------------------------------------------------------------
 
 
-async def regroup(chunks: AsyncIterator[Buffer], part_size: int) -> AsyncIterator[bytes]:
+async def regroup(chunks: AsyncIterator[Buffer], part_size: int) -> AsyncGenerator[bytes, None]:
     """Parts of exactly `part_size` bytes (the last one may be shorter) from any chunks.
 
     Chunks are copied into one reused buffer; each full part is copied out of it as `bytes`

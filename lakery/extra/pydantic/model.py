@@ -79,7 +79,7 @@ class StorableModel(
         origin = cls.__pydantic_generic_metadata__["origin"] or cls
         token = _PARAMETRIZING.set(origin)
         try:
-            return super().__class_getitem__(params)  # type: ignore[misc]
+            return super().__class_getitem__(params)
         finally:
             _PARAMETRIZING.reset(token)
 
@@ -109,7 +109,7 @@ def _coerce_arrays_in(cls: type[BaseModel], fields: list[str]) -> None:
     if fields:
         validator = field_validator(*fields, mode="before", check_fields=False)
         name = f"_lakery_coerce_arrays_{next(_validator_names)}"
-        setattr(cls, name, validator(classmethod(_coerce_array_input)))  # type: ignore[arg-type]
+        setattr(cls, name, validator(classmethod(_coerce_array_input)))
 
 
 def _fields_to_coerce(cls: type) -> list[str]:

@@ -105,7 +105,8 @@ class ContentSpec:
         previous = schema.get("serialization")
         # Keep any serializer set before (e.g. a PlainSerializer) for ordinary dumps.
         inner = core_schema.any_schema(serialization=previous) if previous else None
-        schema["serialization"] = core_schema.wrap_serializer_function_ser_schema(
+        # A dict; pydantic-core types CoreSchema as a read-only Mapping for mypy (speed).
+        schema["serialization"] = core_schema.wrap_serializer_function_ser_schema(  # type: ignore[index]
             self._serialize, info_arg=True, schema=inner
         )
         return schema
