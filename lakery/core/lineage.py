@@ -144,17 +144,13 @@ def _walk(root: uuid.UUID, depth: int | None, *, up: bool) -> Select[Any]:
     walk = select(*columns, level).where(near == root).cte("lineage_walk", recursive=True)
     reached = walk.c.parent_id if up else walk.c.child_id
     step = (
-        select(*columns, walk.c.level + 1)
-        .join(walk, near == reached)
-        .where(walk.c.level < depth)
+        select(*columns, walk.c.level + 1).join(walk, near == reached).where(walk.c.level < depth)
     )
     walk = walk.union(step)
     return select(walk.c.child_id, walk.c.parent_id, walk.c.label).distinct()
 
 
-async def _manifests(
-    session: AsyncSession, ids: set[uuid.UUID]
-) -> dict[uuid.UUID, ManifestRecord]:
+async def _manifests(session: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, ManifestRecord]:
     wanted = sorted(ids)
     found: dict[uuid.UUID, ManifestRecord] = {}
     for start in range(0, len(wanted), _IN_CHUNK):
@@ -242,7 +238,9 @@ async def check_parents(session: AsyncSession, parents: Sequence[uuid.UUID]) -> 
         found.update((await session.execute(statement)).scalars())
     missing = [str(p) for p in wanted if p not in found]
     if missing:
-        shown = ", ".join(missing[:10]) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        shown = ", ".join(missing[:10]) + (
+            f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        )
         msg = (
             f"derived_from names {len(missing)} manifest(s) that do not exist: {shown}; "
             "nothing was saved (pass the records or ids of saved manifests)"
