@@ -103,7 +103,7 @@ def _as_tree(registry: Registry, found: Lineage, *, up: bool, down: bool) -> str
         lines.append(f"{title}:")
         if not links.get(found.root):
             lines.append("  (nothing)")
-        _branch(registry, found, links, found.root, "  ", {found.root}, lines)
+        _branch(registry, found, links, found.root, "  ", {found.root}, set(), lines)
     return "\n".join(lines)
 
 
@@ -122,20 +122,25 @@ def _branch(
     node: uuid.UUID,
     indent: str,
     path: set[uuid.UUID],
+    expanded: set[uuid.UUID],
     lines: list[str],
 ) -> None:
-    """The nodes linked to `node`, each on its line, then theirs (a node already on the
-    path above is shown once more, marked, and not followed: a cycle)."""
+    """The nodes linked to `node`, each on its line, then theirs. A node reached again is
+    not followed again: marked ``(cycle)`` when on the path above, else ``(see above)``."""
     nexts = links.get(node, [])
     for index, (other, label) in enumerate(nexts):
         last = index == len(nexts) - 1
         words = ([f"[{label}]"] if label else []) + _describe(registry, found, other)
+        follow = other not in path and other not in expanded
         if other in path:
             words.append("(cycle)")
+        elif other in expanded:
+            words.append("(see above)")
         lines.append(indent + ("└── " if last else "├── ") + "  ".join(words))
-        if other not in path:
+        if follow and links.get(other):
+            expanded.add(other)
             child_indent = indent + ("    " if last else "│   ")
-            _branch(registry, found, links, other, child_indent, path | {other}, lines)
+            _branch(registry, found, links, other, child_indent, path | {other}, expanded, lines)
 
 
 def _as_dot(registry: Registry, found: Lineage) -> str:
