@@ -6,7 +6,8 @@ partitions, each materialized several times (newer ones later). PostgreSQL is fi
 COPY (indexes built afterwards, then ANALYZE), SQLite with executemany through SQLAlchemy
 (then ANALYZE). The query is `lakery.core.query.find_manifests(session, tags={asset,
 partition}, limit=1)` for random pairs, each in its own call on one open session; the
-median and 95th percentile latency are reported. The tables are dropped afterwards.
+median and 95th percentile latency are reported. On the same table, `lineage_latency`
+then times `find_lineage` of a 20-deep chain. The tables are dropped afterwards.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from benchmarks import lineage_latency
 from benchmarks.common import Row
 from lakery import BaseRecord
 from lakery import ManifestRecord
@@ -186,7 +188,14 @@ async def _one(url: str, rows: list[dict[str, Any]], queries: int) -> dict[str, 
         fill = time.perf_counter() - started
         plan = await _plan(engine, rows)
         latencies, wrong = await _measure(engine, rows, queries)
-        return {"latencies": latencies, "wrong": wrong, "fill_seconds": fill, "plan": plan}
+        lineage = await lineage_latency.measure(engine, url, rows, queries)
+        return {
+            "latencies": latencies,
+            "wrong": wrong,
+            "fill_seconds": fill,
+            "plan": plan,
+            "lineage": lineage,
+        }
     finally:
         async with engine.begin() as connection:
             await connection.run_sync(BaseRecord.metadata.drop_all)
@@ -239,4 +248,5 @@ def run(
                 },
             )
         )
+        out.append(lineage_latency.row(database, len(rows), result["lineage"], log))
     return out

@@ -4,6 +4,7 @@ from lakery.common.exceptions import AccessDeniedError
 from lakery.common.exceptions import CommitUnknownError
 from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import DatabaseError
+from lakery.common.exceptions import HasDependantsError
 from lakery.common.exceptions import IntegrityError
 from lakery.common.exceptions import InvalidClassIdError
 from lakery.common.exceptions import InvalidTagsError
@@ -25,6 +26,7 @@ __all__ = [
     "CommitUnknownError",
     "ConfigurationError",
     "DatabaseError",
+    "HasDependantsError",
     "IntegrityError",
     "InvalidClassIdError",
     "InvalidTagsError",

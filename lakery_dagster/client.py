@@ -22,6 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from lakery.common.exceptions import ConfigurationError
+from lakery.core.lineage import DerivedFrom
+from lakery.core.lineage import Lineage
+from lakery.core.lineage import find_lineage
 from lakery.core.load import new_loader
 from lakery.core.query import ClassFilter
 from lakery.core.query import fetch_contents
@@ -85,13 +88,29 @@ class LakeryClient:
             yield session
 
     async def save_many(
-        self, items: Sequence[tuple[Storable, Mapping[str, str] | None]]
+        self,
+        items: Sequence[tuple[Storable, Mapping[str, str] | None]],
+        derived_from: Sequence[DerivedFrom | None] | None = None,
     ) -> list[ManifestRecord]:
-        """Save `(obj, tags)` pairs in one transaction: all of them or none."""
+        """Save `(obj, tags)` pairs in one transaction: all of them or none.
+
+        `derived_from`: one lineage argument (or None) per item, as `Saver.save_soon`.
+        """
+        parents = list(derived_from) if derived_from is not None else [None] * len(items)
         async with self.session() as session:
             async with new_saver(session=session, registry=self.registry) as saver:
-                futures = [saver.save_soon(obj, tags=dict(tags or {})) for obj, tags in items]
+                futures = [
+                    saver.save_soon(obj, tags=dict(tags or {}), derived_from=lineage)
+                    for (obj, tags), lineage in zip(items, parents, strict=True)
+                ]
         return [future.get() for future in futures]
+
+    async def lineage(
+        self, manifest_id: uuid.UUID, *, up: bool, down: bool, depth: int | None
+    ) -> Lineage:
+        """Ancestors and descendants of a manifest (see `lakery.core.find_lineage`)."""
+        async with self.session() as session:
+            return await find_lineage(session, manifest_id, up=up, down=down, depth=depth)
 
     async def load_many(
         self,

@@ -30,7 +30,9 @@ from lakery.common.sync import run_sync
 from lakery.config.engine import EngineOptions
 from lakery.config.registry_modules import default_registry_modules
 from lakery.config.storage_url import storage_from_url
+from lakery.core.lineage import Lineage
 from lakery.core.query import ClassFilter
+from lakery.core.query import as_manifest_id
 from lakery.core.records import ContentRecord
 from lakery.core.records import ManifestRecord
 from lakery.core.registry import Registry
@@ -221,22 +223,50 @@ class LakeryResource(ConfigurableResource):
 
     # -- synchronous API ----------------------------------------------------------------
 
-    def save(self, obj: Storable, *, tags: Mapping[str, str] | None = None) -> ManifestRecord:
-        """Save one storable; return its manifest record."""
-        return self.save_many([obj], tags=tags)[0]
+    def save(
+        self,
+        obj: Storable,
+        *,
+        tags: Mapping[str, str] | None = None,
+        derived_from: Any = None,
+    ) -> ManifestRecord:
+        """Save one storable; return its manifest record.
+
+        `derived_from` names the saved manifests `obj` was made from (lineage): records
+        or ids (UUIDs or their string form), or labels mapped to them, as
+        `lakery.core.Saver.save_soon`.
+        """
+        return self.save_many([obj], tags=tags, derived_from=derived_from)[0]
 
     def save_many(
         self,
         objs: Iterable[Storable],
         *,
         tags: Mapping[str, str] | Sequence[Mapping[str, str] | None] | None = None,
+        derived_from: Any = None,
     ) -> list[ManifestRecord]:
         """Save storables in one transaction (all or none); return their records in order.
 
         `tags` is either one mapping for all of them or one mapping (or None) per object.
+        `derived_from` is either one lineage argument for all of them (a mapping, or a
+        sequence of records or ids) or one per object (each a sequence, mapping or None).
         """
         items = list(objs)
-        return run_sync(self.client.save_many(_pair_tags(items, tags)))
+        parents = _per_object_parents(items, derived_from)
+        return run_sync(self.client.save_many(_pair_tags(items, tags), parents))
+
+    def lineage(
+        self,
+        manifest_id: ManifestRecord | uuid.UUID | str,
+        *,
+        up: bool = True,
+        down: bool = True,
+        depth: int | None = 3,
+    ) -> Lineage:
+        """The ancestors (`up`) and descendants (`down`) of a manifest, `depth` levels each
+        way (None: all); see `lakery.core.find_lineage`."""
+        root = manifest_id.id if isinstance(manifest_id, ManifestRecord) else manifest_id
+        return run_sync(self.client.lineage(as_manifest_id(root), up=up, down=down, depth=depth))
 
     def load(self, record: ManifestRecord | uuid.UUID | str, cls: type[S] | None = None) -> S:
         """Load one saved object from its record or manifest id."""
@@ -281,11 +311,12 @@ class LakeryResource(ConfigurableResource):
     # -- async API, for async assets ------------------------------------------------------
 
     async def save_async(
-        self, obj: Storable, *, tags: Mapping[str, str] | None = None
+        self, obj: Storable, *, tags: Mapping[str, str] | None = None, derived_from: Any = None
     ) -> ManifestRecord:
         """`save` for async code on any event loop (runs on the bridge loop)."""
         client = self.client
-        return (await run_async(client.save_many([(obj, tags)])))[0]
+        parents = [_with_uuids(derived_from)]
+        return (await run_async(client.save_many([(obj, tags)], parents)))[0]
 
     async def load_async(
         self, record: ManifestRecord | uuid.UUID | str, cls: type[S] | None = None
@@ -345,6 +376,45 @@ def _pair_tags(
         msg = f"got {len(per_item)} tag mappings for {len(items)} objects; give one per object"
         raise ConfigurationError(msg)
     return list(zip(items, per_item, strict=True))
+
+
+def _per_object_parents(items: list[Storable], derived_from: Any) -> list[Any]:
+    """`derived_from` of `save_many` as one lineage argument per object."""
+    if derived_from is None:
+        return [None] * len(items)
+    if isinstance(derived_from, Iterable) and not isinstance(derived_from, Mapping | str | bytes):
+        derived_from = list(derived_from)
+    shared = not isinstance(derived_from, list) or all(
+        isinstance(p, ManifestRecord | uuid.UUID | str) for p in derived_from
+    )
+    if shared:
+        return [_with_uuids(derived_from)] * len(items)
+    per_item = list(derived_from)
+    if len(per_item) != len(items):
+        msg = (
+            f"got {len(per_item)} derived_from entries for {len(items)} objects; give one "
+            "per object, or one sequence of parent records or ids for all of them"
+        )
+        raise ConfigurationError(msg)
+    return [_with_uuids(p) for p in per_item]
+
+
+def _with_uuids(derived_from: Any) -> Any:
+    """Parent ids given as strings turned into UUIDs (lakery.core takes UUIDs only)."""
+    if derived_from is None or isinstance(derived_from, str | bytes):
+        return derived_from
+
+    def parent(value: Any) -> Any:
+        return as_manifest_id(value) if isinstance(value, str) else value
+
+    def parents(value: Any) -> Any:
+        if isinstance(value, ManifestRecord | uuid.UUID | str):
+            return parent(value)
+        return [parent(p) for p in value] if isinstance(value, Iterable) else value
+
+    if isinstance(derived_from, Mapping):
+        return {label: parents(value) for label, value in derived_from.items()}
+    return [parent(p) for p in derived_from] if isinstance(derived_from, Iterable) else derived_from
 
 
 async def _load_many(

@@ -6,7 +6,9 @@ lakery [--config PATH] [--database-url URL] [--registry-module MODULE]...
 
   find      manifests by tags, class and time, newest first
   show      one manifest (by id or unique id prefix) with its parts
-  delete    manifests by id or query (--dry-run first; a query asks, or --yes)
+  lineage   ancestors and descendants of a manifest (--up/--down, --depth, --json/--dot)
+  delete    manifests by id or query (--dry-run first; a query asks, or --yes; --force
+            for manifests others were derived from)
   gc        blobs no record references, older than --grace (dry run unless --delete)
   verify    read parts back and check size and sha256 (--sample N); exit 1 on problems
   db        upgrade | downgrade | current: schema migrations

@@ -1,4 +1,5 @@
-"""The ``lakery`` commands: find, show, delete, gc, verify, db upgrade/downgrade/current."""
+"""The ``lakery`` commands: find, show, lineage, delete, gc, verify, and db upgrade,
+downgrade and current."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from typing import Any
 import anyio.to_thread
 
 from lakery.cli.context import Context
+from lakery.cli.lineage import class_name
+from lakery.cli.lineage import lineage
 from lakery.cli.lookup import resolve_manifest_id
 from lakery.cli.output import human_bytes
 from lakery.cli.output import table
 from lakery.cli.prompt import confirm
 from lakery.cli.prompt import is_terminal
 from lakery.common.exceptions import ConfigurationError
+from lakery.common.exceptions import HasDependantsError
 from lakery.common.exceptions import LakeryError
 from lakery.core.query import find_manifests
 from lakery.core.query import get_manifests
@@ -54,11 +58,7 @@ def _has_query(ctx: Context) -> bool:
 
 def _class_name(ctx: Context, record: ManifestRecord) -> str:
     """``module.QualName`` of the manifest's class, if registered or imported; else ""."""
-    try:
-        cls = ctx.registry.get_storable(record.class_id)
-    except LakeryError:
-        return ""
-    return f"{cls.__module__}.{cls.__qualname__}"
+    return class_name(ctx.registry, record)
 
 
 def _manifest_dict(ctx: Context, record: ManifestRecord) -> dict[str, Any]:
@@ -168,15 +168,23 @@ async def delete(ctx: Context) -> int:
             ctx.print("no manifest matches; nothing to delete")
             return OK
         limit = None
-    async with ctx.session() as session:
-        result = await delete_manifests(
-            session,
-            ids=ids,
-            **_query(ctx),
-            limit=limit,
-            dry_run=args.dry_run,
-            progress=ctx.progress,
-        )
+    try:
+        async with ctx.session() as session:
+            result = await delete_manifests(
+                session,
+                ids=ids,
+                **_query(ctx),
+                limit=limit,
+                dry_run=args.dry_run,
+                force=args.force,
+                progress=ctx.progress,
+            )
+    except HasDependantsError as exc:
+        if ctx.json:
+            dependants = {str(p): [str(c) for c in cs] for p, cs in exc.dependants.items()}
+            ctx.emit({"refused": str(exc), "dependants": dependants})
+        sys.stderr.write(f"lakery: {exc}\n")
+        return PROBLEMS
     if ctx.json:
         ctx.emit(result.to_dict())
     else:
@@ -185,6 +193,9 @@ async def delete(ctx: Context) -> int:
             ctx.print(f"{verb} {record.id}  {json.dumps(record.tags, sort_keys=True)}")
         for missing in result.missing:
             ctx.print(f"not found: {missing}")
+        for parent, children in result.dependants.items():
+            kept = "kept, naming a missing parent" if not result.dry_run else "needs --force"
+            ctx.print(f"{parent} has {len(children)} dependant(s) ({kept})")
         ctx.print(
             f"{verb} {len(result.manifests)} manifest(s) with {result.contents} part(s) "
             f"({human_bytes(result.content_bytes)}); their blobs stay until `lakery gc`"
@@ -283,6 +294,14 @@ async def verify(ctx: Context) -> int:
     else:
         for problem in report.problems:
             ctx.print(f"{problem.kind.upper()}: {problem.message}")
+        if report.dangling_lineage:
+            children = ", ".join(str(c) for c in list(report.dangling_lineage)[:10])
+            more = ", ..." if len(report.dangling_lineage) > 10 else ""
+            ctx.print(
+                f"NOTICE: dangling lineage: {report.dangling_edges} edge(s) of "
+                f"{len(report.dangling_lineage)} manifest(s) name a deleted parent "
+                f"(deleted with --force): {children}{more}"
+            )
         status = "OK" if report.ok else f"{len(report.problems)} PROBLEM(S)"
         ctx.print(
             f"verified {report.parts} part(s) of {report.manifests} manifest(s) "
@@ -328,6 +347,7 @@ async def db_current(ctx: Context) -> int:
 COMMANDS = {
     "find": find,
     "show": show,
+    "lineage": lineage,
     "delete": delete,
     "gc": gc,
     "verify": verify,

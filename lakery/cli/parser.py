@@ -51,7 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(common, suppress=True)
     parser = argparse.ArgumentParser(
         prog="lakery",
-        description="Inspect and maintain a lakery store: find, show, delete, gc, verify, db.",
+        description=(
+            "Inspect and maintain a lakery store: find, show, lineage, delete, gc, verify, db."
+        ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -68,6 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", parents=[common], help="a manifest and its parts")
     show.add_argument("id", help="the manifest id, or a unique prefix of it (4+ hex digits)")
 
+    lineage = commands.add_parser(
+        "lineage",
+        parents=[common],
+        help="what a manifest was derived from and what was derived from it",
+        description="A manifest's ancestors (--up) and descendants (--down), both by "
+        "default: a tree, --json (nodes and edges) or --dot (Graphviz: | dot -Tsvg).",
+    )
+    lineage.add_argument("id", help="the manifest id, or a unique prefix of it (4+ hex digits)")
+    direction = lineage.add_mutually_exclusive_group()
+    direction.add_argument("--up", action="store_true", help="only ancestors (derived from)")
+    direction.add_argument("--down", action="store_true", help="only descendants (used by)")
+    lineage.add_argument(
+        "--depth", type=int, default=3, metavar="N", help="levels each way (default 3; 0: all)"
+    )
+    lineage.add_argument("--dot", action="store_true", help="Graphviz DOT output")
+
     delete = commands.add_parser(
         "delete", parents=[common], help="delete manifests (their blobs are left for gc)"
     )
@@ -75,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_filters(delete)
     delete.add_argument("--limit", type=int, default=0, help="at most this many (the newest)")
     delete.add_argument("--dry-run", action="store_true", help="only show what would be deleted")
+    delete.add_argument(
+        "--force",
+        action="store_true",
+        help="also delete manifests that others were derived from (their lineage edges "
+        "stay, naming a missing parent)",
+    )
     delete.add_argument(
         "-y",
         "--yes",

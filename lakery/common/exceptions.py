@@ -10,6 +10,8 @@ LakeryError
 ├── SerializationError        a value could not be serialized or deserialized
 ├── NotFoundError             stored data or a record does not exist (also a FileNotFoundError)
 ├── IntegrityError            stored data does not match the size or hash in its record
+├── HasDependantsError        a delete would remove manifests that others were derived
+│                             from (pass force=True to delete them anyway)
 ├── StorageError              a storage backend failed (including a full disk)
 │   └── AccessDeniedError     the backend refused the credentials or the permission
 │                             (also a PermissionError)
@@ -33,6 +35,7 @@ __all__ = [
     "CommitUnknownError",
     "ConfigurationError",
     "DatabaseError",
+    "HasDependantsError",
     "IntegrityError",
     "InvalidClassIdError",
     "InvalidTagsError",
@@ -125,6 +128,22 @@ class IntegrityError(LakeryError):
         super().__init__(message)
         self.manifest_id = manifest_id
         self.content_key = content_key
+
+
+class HasDependantsError(LakeryError):
+    """A delete was refused: other manifests were derived from the ones to delete.
+
+    Delete the dependants too, or pass ``force=True`` (``lakery delete --force``): their
+    lineage edges then stay, naming a parent that is missing (`Lineage.missing`).
+
+    Attributes:
+        dependants: the manifests to delete that have dependants, each with the ids of
+            the manifests derived from it (that are not deleted with it).
+    """
+
+    def __init__(self, message: str, *, dependants: dict[Any, list[Any]]) -> None:
+        super().__init__(message)
+        self.dependants = dependants
 
 
 class StorageError(LakeryError):

@@ -1,8 +1,13 @@
-"""The public core of lakery: storables, components, the registry, records, save and load."""
+"""The public core of lakery: storables, components, the registry, records, save, load and
+lineage."""
 
 from lakery.core.component import Component
 from lakery.core.future import Future
 from lakery.core.future import NotReadyError
+from lakery.core.lineage import DerivedFrom
+from lakery.core.lineage import Lineage
+from lakery.core.lineage import LineageEdge
+from lakery.core.lineage import find_lineage
 from lakery.core.load import Loader
 from lakery.core.load import load_one
 from lakery.core.load import new_loader
@@ -13,6 +18,7 @@ from lakery.core.query import select_manifests
 from lakery.core.records import BaseRecord
 from lakery.core.records import BlobRecord
 from lakery.core.records import ContentRecord
+from lakery.core.records import LineageRecord
 from lakery.core.records import ManifestRecord
 from lakery.core.registry import Registry
 from lakery.core.save import Saver
@@ -46,8 +52,12 @@ __all__ = [
     "ColumnarSerializer",
     "Component",
     "ContentRecord",
+    "DerivedFrom",
     "Future",
     "HashingStream",
+    "Lineage",
+    "LineageEdge",
+    "LineageRecord",
     "Loader",
     "Locator",
     "ManifestRecord",
@@ -67,6 +77,7 @@ __all__ = [
     "Unpacker",
     "ValueWrite",
     "fetch_contents",
+    "find_lineage",
     "find_manifests",
     "get_class_id",
     "get_manifests",

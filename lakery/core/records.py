@@ -5,6 +5,7 @@ Tables (SQLAlchemy 2 ORM, async engines; SQLite and PostgreSQL):
 - ``lakery_manifests``: what was saved (class id, unpacker, tags, when).
 - ``lakery_contents``: each part: how it was serialized, where it is, its size and hash.
 - ``lakery_blobs``: bytes kept in the database itself by `DatabaseStorage`.
+- ``lakery_lineage``: derived-from edges between manifests (`lakery.core.lineage`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from sqlalchemy import Index
 from sqlalchemy import LargeBinary
 from sqlalchemy import String
 from sqlalchemy import Table
+from sqlalchemy import Text
 from sqlalchemy import TypeDecorator
 from sqlalchemy import UniqueConstraint
 from sqlalchemy import Uuid
@@ -50,6 +52,7 @@ __all__ = [
     "BaseRecord",
     "BlobRecord",
     "ContentRecord",
+    "LineageRecord",
     "ManifestRecord",
     "Runnable",
 ]
@@ -220,3 +223,26 @@ class BlobRecord(BaseRecord):
     size: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class LineageRecord(BaseRecord):
+    """One derived-from edge: manifest `child_id` was made from manifest `parent_id`.
+
+    `parent_id` has no foreign key on purpose: an edge outlives a parent deleted with
+    ``force=True`` (`lakery.maintenance.delete_manifests`), which then shows up in
+    `Lineage.missing`. Deleting the child deletes its edges.
+    """
+
+    __tablename__ = "lakery_lineage"
+
+    child_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("lakery_manifests.id", ondelete="CASCADE"), primary_key=True
+    )
+    parent_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    label: Mapped[str] = mapped_column(Text, primary_key=True, default="")
+    """The input's name (e.g. a Dagster input), "" when none was given."""
+
+    __table_args__ = (Index("ix_lakery_lineage_parent_id", "parent_id"),)
+
+    def __repr__(self) -> str:
+        return f"<LineageRecord {self.parent_id} -> {self.child_id} label={self.label!r}>"

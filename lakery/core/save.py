@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import configure_mappers
 from sqlalchemy.orm.attributes import instance_state
 
+from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import StorableTypeError
 from lakery.common.exceptions import StorageError
 from lakery.common.tags import validate_tags
@@ -35,6 +36,11 @@ from lakery.core.boundaries import storage_calls
 from lakery.core.errors import raise_first
 from lakery.core.future import Future
 from lakery.core.gcpause import gc_paused
+from lakery.core.lineage import DerivedFrom
+from lakery.core.lineage import Edge
+from lakery.core.lineage import check_parents
+from lakery.core.lineage import insert_edges
+from lakery.core.lineage import parent_edges
 from lakery.core.parts import Part
 from lakery.core.parts import Resolver
 from lakery.core.parts import StreamPart
@@ -70,10 +76,14 @@ async def save_one(
     session: AsyncSession,
     registry: Registry,
     tags: dict[str, str] | None = None,
+    derived_from: DerivedFrom | None = None,
 ) -> ManifestRecord:
-    """Save one storable and commit; return its manifest record (with its contents)."""
+    """Save one storable and commit; return its manifest record (with its contents).
+
+    `derived_from` records the manifests it was made from (see `Saver.save_soon`).
+    """
     async with new_saver(session=session, registry=registry) as saver:
-        future = saver.save_soon(obj, tags=tags)
+        future = saver.save_soon(obj, tags=tags, derived_from=derived_from)
     return future.get()
 
 
@@ -100,12 +110,19 @@ async def new_saver(
 class _Pending:
     """One object to save: its future, then its parts and where they were written."""
 
-    __slots__ = ("future", "obj", "parts", "tags")
+    __slots__ = ("future", "obj", "parents", "parts", "tags")
 
-    def __init__(self, obj: Storable, tags: dict[str, str], future: Future[ManifestRecord]):
+    def __init__(
+        self,
+        obj: Storable,
+        tags: dict[str, str],
+        future: Future[ManifestRecord],
+        parents: tuple[Edge, ...],
+    ):
         self.obj = obj
         self.tags = tags
         self.future = future
+        self.parents = parents
         self.parts: Sequence[Part] = ()
 
 
@@ -124,6 +141,7 @@ class Saver:
         self._written: dict[str, dict[str, Locator]] = {}  # storage name -> sha256 -> where
         self._resolver = Resolver(registry)
         self._closed = False
+        self._has_lineage = False
 
     @property
     def _limiter(self) -> anyio.CapacityLimiter:
@@ -134,18 +152,34 @@ class Saver:
         return self._limiter_made
 
     def save_soon(
-        self, obj: Storable, *, tags: dict[str, str] | None = None
+        self,
+        obj: Storable,
+        *,
+        tags: dict[str, str] | None = None,
+        derived_from: DerivedFrom | None = None,
     ) -> Future[ManifestRecord]:
         """Queue `obj` to be saved when the block exits; the future then holds its record.
 
-        Raises at once (before anything is written) for a non-storable or invalid tags.
+        Args:
+            obj: the storable.
+            tags: manifest tags, ``{str: str}``.
+            derived_from: the saved manifests `obj` was made from (lineage, see
+                `lakery.core.lineage`): records or ids (``[raw, config_id]``), or labels
+                (the inputs' names) mapped to one or several (``{"raw": raw}``). They
+                must exist when the saver commits, else nothing is saved
+                (`NotFoundError`).
+
+        Raises at once (before anything is written) for a non-storable, invalid tags or
+        an invalid `derived_from`.
         """
         if self._closed:
             msg = "this saver's block has exited; start a new one with new_saver(...)"
             raise StorableTypeError(msg)
         _check_storable(obj)
+        parents = parent_edges(derived_from)
         future: Future[ManifestRecord] = Future()
-        self._pending.append(_Pending(obj, validate_tags(tags), future))
+        self._pending.append(_Pending(obj, validate_tags(tags), future, parents))
+        self._has_lineage = self._has_lineage or bool(parents)
         return future
 
     def _abandon(self, error: BaseException) -> None:
@@ -304,14 +338,30 @@ class Saver:
                 raise_first(group_error)
         else:
             records = _detached_records(rows)
+        edges = self._edge_rows(manifests) if self._has_lineage else []
         with database_calls(self._session, self._saving_what):
+            if edges:
+                await check_parents(self._session, [row["parent_id"] for row in edges])
             await self._session.execute(insert(ManifestRecord.__table__), manifests)
             if contents:
                 await self._session.execute(insert(ContentRecord.__table__), contents)
+            await insert_edges(self._session, edges)
         await commit(
             self._session, self._saving_what, lambda: tuple(row["id"] for row in manifests)
         )
         return records
+
+    def _edge_rows(self, manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The lineage rows of the saver's objects (their manifest ids are now known)."""
+        rows = []
+        for item, manifest in zip(self._pending, manifests, strict=True):
+            child = manifest["id"]
+            for parent, label in item.parents:
+                if parent == child:
+                    msg = f"manifest {child} cannot be derived from itself; nothing was saved"
+                    raise ConfigurationError(msg)
+                rows.append({"child_id": child, "parent_id": parent, "label": label})
+        return rows
 
     def _saving_what(self) -> str:
         """What this saver does, for error messages: the objects' count and classes."""

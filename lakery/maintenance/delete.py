@@ -4,6 +4,11 @@ A manifest and its content rows go in one transaction. The blobs they referenced
 their storages, since other manifests may share them (identical content is stored once);
 garbage collection (`lakery.maintenance.collect_garbage`) removes those no content record
 references any more, once they are older than its grace period.
+
+Lineage: a manifest's own derived-from edges go with it. A manifest that other manifests
+were derived from (its dependants) is not deleted unless ``force=True``
+(`HasDependantsError` names them); with force, the dependants' edges stay and name a
+missing parent (`lakery.core.Lineage.missing`, reported by `lakery verify`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lakery.common.exceptions import ConfigurationError
+from lakery.common.exceptions import HasDependantsError
 from lakery.common.tags import validate_tags
 from lakery.core.query import ClassFilter
 from lakery.core.query import ManifestQuery
@@ -30,6 +36,7 @@ from lakery.core.query import as_manifest_id
 from lakery.core.query import find_manifests
 from lakery.core.query import select_manifests
 from lakery.core.records import ContentRecord
+from lakery.core.records import LineageRecord
 from lakery.core.records import ManifestRecord
 from lakery.maintenance.progress import Progress
 from lakery.maintenance.progress import report
@@ -49,6 +56,9 @@ class DeleteResult:
         content_bytes: the total size of those content parts.
         missing: requested ids that match no manifest (or not the other filters).
         dry_run: True if nothing was deleted.
+        dependants: the matching manifests that others (not deleted with them) were
+            derived from, each with those others' ids; a delete of these needs
+            ``force=True``, and leaves the others' edges naming a missing parent.
     """
 
     manifests: list[ManifestRecord]
@@ -56,6 +66,7 @@ class DeleteResult:
     content_bytes: int = 0
     missing: list[uuid.UUID] = field(default_factory=list)
     dry_run: bool = False
+    dependants: dict[uuid.UUID, list[uuid.UUID]] = field(default_factory=dict)
 
     @property
     def deleted(self) -> int:
@@ -71,6 +82,7 @@ class DeleteResult:
             "contents": self.contents,
             "content_bytes": self.content_bytes,
             "missing": [str(m) for m in self.missing],
+            "dependants": {str(p): [str(c) for c in cs] for p, cs in self.dependants.items()},
         }
 
 
@@ -84,6 +96,7 @@ async def delete_manifests(
     before: datetime | None = None,
     limit: int | None = None,
     dry_run: bool = False,
+    force: bool = False,
     progress: Progress | None = None,
 ) -> DeleteResult:
     """Delete manifests and their content records; their blobs are left for gc.
@@ -100,12 +113,18 @@ async def delete_manifests(
         since: only manifests created at or after this time (timezone-aware).
         before: only manifests created before this time (timezone-aware).
         limit: at most this many manifests (the newest); None for all that match.
-        dry_run: only report what would be deleted.
+        dry_run: only report what would be deleted (dependants included, not raised).
+        force: delete manifests that others were derived from too; the others' lineage
+            edges stay, naming a missing parent.
         progress: called with ``("delete", done, total)`` as manifests are deleted.
 
     Returns:
-        The matching manifests, how many content records and bytes they hold, and the
-        requested ids that were not found.
+        The matching manifests, how many content records and bytes they hold, the
+        requested ids that were not found, and the manifests derived from them.
+
+    Raises:
+        HasDependantsError: other manifests were derived from some of the matching ones
+            and `force` is False; nothing was deleted.
     """
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         msg = f"limit must be a positive int or None, got {limit!r}"
@@ -132,6 +151,9 @@ async def delete_manifests(
             manifests, missing = await _by_ids(session, id_list, query, limit)
         result = DeleteResult(manifests, missing=missing, dry_run=dry_run)
         result.contents, result.content_bytes = await _content_totals(session, manifests)
+        result.dependants = await _dependants(session, [m.id for m in manifests])
+        if result.dependants and not (dry_run or force):
+            raise _refused(result.dependants)
         if not dry_run:
             await _delete(session, [m.id for m in manifests], progress)
         await session.commit()
@@ -178,10 +200,46 @@ async def _content_totals(
     return count, total
 
 
+async def _dependants(
+    session: AsyncSession, ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """The manifests derived from those of `ids`, except those in `ids` themselves."""
+    deleted = set(ids)
+    found: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        statement = (
+            select(LineageRecord.parent_id, LineageRecord.child_id)
+            .where(LineageRecord.parent_id.in_(ids[start : start + _IN_CHUNK]))
+            .distinct()
+            .order_by(LineageRecord.parent_id, LineageRecord.child_id)
+        )
+        for parent, child in (await session.execute(statement)).all():
+            if child not in deleted:
+                found.setdefault(parent, []).append(child)
+    return found
+
+
+def _refused(dependants: dict[uuid.UUID, list[uuid.UUID]]) -> HasDependantsError:
+    shown = "; ".join(
+        f"{parent} has {len(children)} ({', '.join(str(c) for c in children[:3])}"
+        + (", ...)" if len(children) > 3 else ")")
+        for parent, children in list(dependants.items())[:5]
+    )
+    more = f"; and {len(dependants) - 5} more" if len(dependants) > 5 else ""
+    msg = (
+        f"refusing to delete {len(dependants)} manifest(s) that others were derived from: "
+        f"{shown}{more}. Delete the dependants too, or pass force=True (lakery delete "
+        "--force) to keep their lineage edges naming a missing parent; nothing was deleted"
+    )
+    return HasDependantsError(msg, dependants=dependants)
+
+
 async def _delete(session: AsyncSession, ids: list[uuid.UUID], progress: Progress | None) -> None:
-    """Content rows first (SQLite enforces the cascade only with PRAGMA foreign_keys=ON)."""
+    """Content and lineage rows first (SQLite enforces the cascade only with PRAGMA
+    foreign_keys=ON); edges naming a deleted manifest as parent stay."""
     for start in range(0, len(ids), _IN_CHUNK):
         chunk = ids[start : start + _IN_CHUNK]
         await session.execute(delete(ContentRecord).where(ContentRecord.manifest_id.in_(chunk)))
+        await session.execute(delete(LineageRecord).where(LineageRecord.child_id.in_(chunk)))
         await session.execute(delete(ManifestRecord).where(ManifestRecord.id.in_(chunk)))
         report(progress, "delete", min(start + _IN_CHUNK, len(ids)), len(ids))

@@ -11,7 +11,7 @@ interfere with an Alembic setup of your own in the same database.
 from lakery.maintenance import downgrade_database
 from lakery.maintenance import upgrade_database
 
-change = await upgrade_database(engine)  # e.g. SchemaChange(before=None, after="0002")
+change = await upgrade_database(engine)  # e.g. SchemaChange(before=None, after="0003")
 await downgrade_database(engine, "0001")  # back to the schema of an older lakery
 ```
 """
@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from lakery.common.exceptions import ConfigurationError
+from lakery.migrations.objects import BASELINE_TABLES
 from lakery.migrations.objects import TABLES
 from lakery.migrations.objects import VERSION_TABLE
 from lakery.migrations.objects import object_filter
@@ -50,7 +51,7 @@ __all__ = [
 BASELINE_REVISION = "0001"
 """The revision equal to the schema of `BaseRecord.create_all` in lakery 0.1."""
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 """The newest revision: the schema `BaseRecord.create_all` creates now."""
 
 
@@ -140,7 +141,7 @@ def _upgrade(connection: Connection, revision: str) -> SchemaChange:
     adopted = False
     if before is None:
         present = [t for t in TABLES if inspect(connection).has_table(t)]
-        if present and len(present) < len(TABLES):
+        if present and not set(BASELINE_TABLES) <= set(present):
             msg = (
                 f"the database has only some of lakery's tables ({', '.join(present)}); "
                 "restore the others or drop these before running the migrations"

@@ -10,6 +10,10 @@
 - ``unreadable``: the storage failed to read it (I/O error, access denied, bad locator);
 - ``missing manifest``: a manifest id asked for does not exist.
 
+Lineage edges of the checked manifests whose parent no longer exists are listed in
+`VerifyReport.dangling_lineage`: a notice, not a problem (``report.ok`` stays True),
+since deleting a parent with ``force=True`` leaves them on purpose.
+
 Nothing is deserialized: verification reads bytes only, so it never runs a serializer on
 data it does not trust.
 """
@@ -29,6 +33,7 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+from sqlalchemy import exists
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +48,7 @@ from lakery.core.query import as_manifest_id
 from lakery.core.query import fetch_contents
 from lakery.core.query import select_manifests
 from lakery.core.records import ContentRecord
+from lakery.core.records import LineageRecord
 from lakery.core.records import ManifestRecord
 from lakery.core.registry import Registry
 from lakery.core.serializer import Buffer
@@ -103,12 +109,21 @@ class VerifyReport:
         parts: content parts checked.
         bytes: bytes read and hashed.
         problems: every part that failed, in the order found.
+        dangling_lineage: checked manifests derived from a parent that no longer exists
+            (deleted with ``force=True``), each with those parents' ids. A notice: it
+            does not make the report fail.
     """
 
     manifests: int = 0
     parts: int = 0
     bytes: int = 0
     problems: list[Problem] = field(default_factory=list)
+    dangling_lineage: dict[uuid.UUID, list[uuid.UUID]] = field(default_factory=dict)
+
+    @property
+    def dangling_edges(self) -> int:
+        """How many lineage edges name a missing parent."""
+        return sum(len(parents) for parents in self.dangling_lineage.values())
 
     @property
     def ok(self) -> bool:
@@ -123,6 +138,12 @@ class VerifyReport:
             "parts": self.parts,
             "bytes": self.bytes,
             "problems": [p.to_dict() for p in self.problems],
+            "dangling_lineage": {
+                "edges": self.dangling_edges,
+                "children": {
+                    str(c): [str(p) for p in ps] for c, ps in self.dangling_lineage.items()
+                },
+            },
         }
 
 
@@ -219,7 +240,10 @@ class _Checker:
     async def check(self, ids: list[uuid.UUID]) -> None:
         async with session_lock(self.session):
             contents = await fetch_contents(self.session, ids)
+            dangling = await self.session.execute(_dangling(ids))
             await self.session.commit()
+        for child, parent in dangling.all():
+            self.report.dangling_lineage.setdefault(child, []).append(parent)
         values: dict[str, list[ContentRecord]] = {}
         streams: list[tuple[Storage, ContentRecord]] = []
         for manifest_id in ids:
@@ -341,6 +365,17 @@ class _Checker:
         self.report.problems.append(
             Problem(kind, row.manifest_id, row.content_key, row.storage_name, message)
         )
+
+
+def _dangling(ids: list[uuid.UUID]) -> Any:
+    """The edges of the manifests `ids` whose parent manifest does not exist."""
+    parent = select(ManifestRecord.id).where(ManifestRecord.id == LineageRecord.parent_id)
+    return (
+        select(LineageRecord.child_id, LineageRecord.parent_id)
+        .where(LineageRecord.child_id.in_(ids), ~exists(parent))
+        .distinct()
+        .order_by(LineageRecord.child_id, LineageRecord.parent_id)
+    )
 
 
 def _sha256(data: Buffer) -> str:

@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["TABLES", "VERSION_TABLE", "object_filter"]
+__all__ = ["BASELINE_TABLES", "TABLES", "VERSION_TABLE", "object_filter"]
 
 VERSION_TABLE = "lakery_alembic_version"
 """The table that holds the revision of lakery's schema."""
 
-TABLES = ("lakery_manifests", "lakery_contents", "lakery_blobs")
+TABLES = ("lakery_manifests", "lakery_contents", "lakery_blobs", "lakery_lineage")
 """lakery's tables; the migrations leave every other table of the database alone."""
+
+BASELINE_TABLES = TABLES[:3]
+"""The tables of the first revision (``"0001"``): tables made by an older
+`BaseRecord.create_all` that are adopted have all of these (and maybe later ones)."""
 
 
 def object_filter(dialect: str) -> Callable[..., bool]:

@@ -257,3 +257,25 @@ def test_dumps_and_reprs_hide_the_database_password(monkeypatch) -> None:  # typ
     monkeypatch.setenv("LAKERY_TEST_DB", url)
     from_env = LakeryResource(database_url=dg.EnvVar("LAKERY_TEST_DB"))
     assert from_env.model_dump()["database_url"] == "LAKERY_TEST_DB"
+
+
+def test_lineage_sync_face(lakery: LakeryResource) -> None:
+    raw = lakery.save(StorableValue("raw"))
+    config = lakery.save(StorableValue("config"))
+    report = lakery.save(
+        StorableValue("report"), derived_from={"raw": raw, "config": str(config.id)}
+    )
+    both = lakery.save_many([StorableValue(1), StorableValue(2)], derived_from=[report.id])
+    per = lakery.save_many([StorableValue(3), StorableValue(4)], derived_from=[[raw], None])
+    found = lakery.lineage(str(report.id))
+    assert set(found.manifests) == {raw.id, config.id, report.id, *(r.id for r in both)}
+    assert {(e.parent_id, e.label) for e in found.edges if e.child_id == report.id} == {
+        (raw.id, "raw"),
+        (config.id, "config"),
+    }
+    assert set(lakery.lineage(raw, up=False, depth=1).manifests) == {raw.id, report.id, per[0].id}
+    assert set(lakery.lineage(per[1]).manifests) == {per[1].id}
+    with pytest.raises(NotFoundError, match="do not exist"):
+        lakery.save(StorableValue(5), derived_from=["00000000-0000-0000-0000-000000000000"])
+    with pytest.raises(Exception, match="one per object"):
+        lakery.save_many([StorableValue(1)], derived_from=[[raw], [raw]])

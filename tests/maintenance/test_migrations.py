@@ -43,6 +43,8 @@ def _structure(connection: Connection) -> dict[str, Any]:
     inspector = inspect(connection)
     found: dict[str, Any] = {}
     for table in TABLES:
+        if not inspector.has_table(table):  # e.g. lakery_lineage before revision 0003
+            continue
         found[table] = {
             "columns": [
                 (c["name"], str(c["type"]), c["nullable"], c.get("default"))
@@ -186,7 +188,10 @@ def test_downgrade_and_partial_schemas(new_database: Callable[[], str]) -> None:
 def test_one_head_and_packaged_scripts() -> None:
     script = ScriptDirectory.from_config(alembic_config())
     assert script.get_heads() == [HEAD_REVISION]
-    assert script.get_revision(HEAD_REVISION).down_revision == BASELINE_REVISION
+    chain = [script.get_revision(HEAD_REVISION)]
+    while chain[-1].down_revision is not None:
+        chain.append(script.get_revision(chain[-1].down_revision))
+    assert [r.revision for r in chain] == ["0003", "0002", BASELINE_REVISION]
     base = ROOT / "lakery" / "migrations"
     assert (base / "env.py").is_file() and (base / "script.py.mako").is_file()
     pyproject = (ROOT / "pyproject.toml").read_text()
@@ -234,7 +239,7 @@ def _quiet_indexes(connection: Connection) -> list[Any]:
     ("target", "message"),
     [
         ("base", "refusing to downgrade to base"),
-        ("0999", "unknown revision '0999'; lakery's revisions are 0001, 0002"),
+        ("0999", "unknown revision '0999'; lakery's revisions are 0001, 0002, 0003"),
         (HEAD_REVISION, None),
     ],
 )
@@ -257,3 +262,45 @@ def test_downgrade_refuses_what_loses_data_or_makes_no_sense(
         assert status == 2
         assert message in capsys.readouterr().err
     assert asyncio.run(inspect_database(url))[2] == BASELINE_REVISION
+
+
+def test_adopting_tables_of_an_older_create_all_adds_the_lineage_table(
+    new_database: Callable[[], str],
+) -> None:
+    """Tables made before lineage existed (no lakery_lineage) are adopted, then upgraded."""
+    url = new_database()
+
+    async def older_create_all() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as connection:
+                for name in ("lakery_manifests", "lakery_contents", "lakery_blobs"):
+                    await connection.run_sync(BaseRecord.metadata.tables[name].create)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(older_create_all())
+    assert main(["db", "upgrade", "--database-url", url, "-q"]) == 0
+    shape, diff, revision = asyncio.run(inspect_database(url))
+    assert revision == HEAD_REVISION and diff == []
+    assert shape["lakery_lineage"]["primary key"] == ["child_id", "parent_id", "label"]
+
+
+def test_downgrade_0002_drops_only_the_lineage_table(new_database: Callable[[], str]) -> None:
+    url = new_database()
+    assert main(["db", "upgrade", "--database-url", url, "-q"]) == 0
+    assert main(["db", "downgrade", "0002", "--database-url", url, "-q"]) == 0
+
+    async def tables() -> set[str]:
+        engine = create_async_engine(url)
+        try:
+            async with engine.connect() as connection:
+                return set(await connection.run_sync(lambda c: inspect(c).get_table_names()))
+        finally:
+            await engine.dispose()
+
+    names = asyncio.run(tables())
+    assert "lakery_lineage" not in names and "lakery_manifests" in names
+    assert main(["db", "upgrade", "--database-url", url, "-q"]) == 0
+    assert "lakery_lineage" in asyncio.run(tables())
+    assert asyncio.run(inspect_database(url))[1] == []
