@@ -151,32 +151,38 @@ class ViewerStore:
         hasher = hashlib.sha256()
         size = 0
         async with self.sessions() as session:
+            # The session is made current around each read only, never across a `yield`:
+            # the chunks may be consumed from another task (and so another context).
             with use_session(session):  # for storages that keep bytes in the database
                 chunks = await storage.get_stream(row.storage_data)
-                try:
-                    held: bytes | None = None
-                    async for chunk in chunks:
-                        data = bytes(chunk)
-                        size += len(data)
-                        hasher.update(data)
-                        if size > row.content_size:
-                            raise self._corrupt(row, f"more than the {row.content_size} bytes")
-                        if held is not None:
-                            yield held
-                        held = data
-                    if size != row.content_size:
-                        detail = f"{size} bytes read, {row.content_size} recorded"
-                        raise self._corrupt(row, detail)
-                    digest = hasher.hexdigest()
-                    if digest != row.content_hash:
-                        detail = f"sha256 {digest} read, {row.content_hash} recorded"
-                        raise self._corrupt(row, detail)
+            try:
+                held: bytes | None = None
+                while True:
+                    try:
+                        with use_session(session):
+                            chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                    data = bytes(chunk)
+                    size += len(data)
+                    hasher.update(data)
+                    if size > row.content_size:
+                        raise self._corrupt(row, f"more than the {row.content_size} bytes")
                     if held is not None:
                         yield held
-                finally:
-                    close = getattr(chunks, "aclose", None)
-                    if close is not None:
-                        await close()
+                    held = data
+                if size != row.content_size:
+                    raise self._corrupt(row, f"{size} bytes read, {row.content_size} recorded")
+                digest = hasher.hexdigest()
+                if digest != row.content_hash:
+                    detail = f"sha256 {digest} read, {row.content_hash} recorded"
+                    raise self._corrupt(row, detail)
+                if held is not None:
+                    yield held
+            finally:
+                close = getattr(chunks, "aclose", None)
+                if close is not None:
+                    await close()
 
     def _corrupt(self, row: ContentRecord, detail: str) -> CorruptPart:
         message = (
