@@ -138,7 +138,7 @@ def _npy(data: bytes) -> str:
     if numeric:
         finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array
         if finite.size:
-            facts += [("min", f"{finite.min()!r}"), ("max", f"{finite.max()!r}")]
+            facts += [("min", f"{finite.min().item()!r}"), ("max", f"{finite.max().item()!r}")]
     rows = [(esc(k), f"<code>{esc(v)}</code>") for k, v in facts]
     plot = ""
     if numeric and array.ndim == 1:

@@ -192,7 +192,7 @@ def test_preview_of_a_1d_array(viewer: Viewer) -> None:
     shown = preview(viewer, "raw")
     assert "(400,)" in shown and "float64" in shown
     values = np.sin(np.linspace(0, 12, 400))
-    assert repr(values.min()) in shown and repr(values.max()) in shown
+    assert repr(values.min().item()) in shown and repr(values.max().item()) in shown
     assert "<svg" in shown and "<polyline" in shown
 
 
