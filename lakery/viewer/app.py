@@ -77,7 +77,13 @@ def create_app(
             return _html(search_page(form, None, {}, error=str(exc)), 400)
         results = await store.search(query)
         names = {r.id: store.class_name(r) for r in results.records}
-        return _html(search_page(form, results, names))
+        note = ""
+        if query.class_ids == ():
+            note = (
+                f"no storable class named {_one(form, 'class')!r} is imported here: give "
+                "its class id, or start lakery serve with --registry-module MODULE"
+            )
+        return _html(search_page(form, results, names, error=note))
 
     async def manifest(request: Request) -> Response:
         record = await _record(store, request.path_params["manifest_id"])

@@ -74,6 +74,8 @@ def test_search_by_class(viewer: Viewer) -> None:
     values = all_pages(viewer, "/?class=StorableValue")
     assert ids["experiment"] not in values and len(values) == len(ids) - 1
     assert all_pages(viewer, "/?class=NoSuchClass") == []
+    page = viewer.client.get("/?class=NoSuchClass").text
+    assert "no storable class named &#x27;NoSuchClass&#x27; is imported here" in page
 
 
 def test_search_by_time(viewer: Viewer) -> None:
