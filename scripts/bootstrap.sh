@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv (Python >= 3.11) and installs lakery with every extra and the test tools
-# (the `dev` dependency group).
+# (the `dev` dependency group), and Debian's Chromium for the viewer's browser test when it
+# is missing (scripts/ensure_chromium.sh; a failure there is only a warning).
 # Re-installs only when pyproject.toml changed. Used by scripts/example.sh and scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,4 +33,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
   # lint and docs tools; read from ./pyproject.toml).
   .venv/bin/python -m uv pip install --quiet --python .venv/bin/python -e '.[all]' --group dev
   echo "$wanted" >"$stamp"
+fi
+
+if [ ! -x /usr/bin/chromium ]; then
+  bash scripts/ensure_chromium.sh ||
+    echo "bootstrap: warning: no Chromium; the viewer's browser test will say so" >&2
 fi

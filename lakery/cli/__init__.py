@@ -12,10 +12,12 @@ lakery [--config PATH] [--database-url URL] [--registry-module MODULE]...
   gc        blobs no record references, older than --grace (dry run unless --delete)
   verify    read parts back and check size and sha256 (--sample N); exit 1 on problems
   db        upgrade | downgrade | current: schema migrations
+  serve     a read-only web viewer (--host, --port, --dagster-url; the ui extra)
 ```
 
 Options may also follow the command. Settings come from flags, else the environment
-(``LAKERY_DATABASE_URL``, ``LAKERY_REGISTRY_MODULES``, ``LAKERY_STORAGE_URLS``), else a
+(``LAKERY_DATABASE_URL``, ``LAKERY_REGISTRY_MODULES``, ``LAKERY_STORAGE_URLS``,
+``LAKERY_DAGSTER_URL``), else a
 config file (`lakery.cli.settings`). Exit status: 0 success, 1 problems found (verify, gc
 errors, ids not found, not confirmed), 2 bad usage or configuration.
 """
@@ -34,6 +36,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from lakery.cli.commands import COMMANDS
+from lakery.cli.commands import require_ui_extra
 from lakery.cli.context import Context
 from lakery.cli.context import open_context
 from lakery.cli.parser import build_parser
@@ -72,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 async def _run(command: str, args: argparse.Namespace, settings: Settings) -> int:
+    if command == "serve":
+        require_ui_extra()  # before connecting: say what to install first
     is_db = command.startswith("db ")
     ctx: Context = open_context(args, settings, needs_tables=not is_db)
     try:

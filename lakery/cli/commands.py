@@ -1,8 +1,9 @@
-"""The ``lakery`` commands: find, show, lineage, delete, gc, verify, and db upgrade,
-downgrade and current."""
+"""The ``lakery`` commands: find, show, lineage, delete, gc, verify, db upgrade/downgrade/
+current, serve."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from typing import Any
@@ -31,7 +32,7 @@ from lakery.maintenance import downgrade_database
 from lakery.maintenance import upgrade_database
 from lakery.maintenance import verify_manifests
 
-__all__ = ["COMMANDS"]
+__all__ = ["COMMANDS", "require_ui_extra"]
 
 OK = 0
 PROBLEMS = 1
@@ -344,6 +345,38 @@ async def db_current(ctx: Context) -> int:
     return OK
 
 
+def require_ui_extra() -> None:
+    """Fail with what to install when the viewer's libraries are missing."""
+    missing = [m for m in ("starlette", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        msg = (
+            f"lakery serve needs {' and '.join(missing)}: install lakery's 'ui' extra from "
+            "your checkout, e.g. pip install -e '/path/to/lakery[ui]'"
+        )
+        raise ConfigurationError(msg)
+
+
+async def serve(ctx: Context) -> int:
+    from sqlalchemy.ext.asyncio import async_sessionmaker
+
+    from lakery.viewer import ViewerStore
+    from lakery.viewer import create_app
+    from lakery.viewer.serve import bind
+    from lakery.viewer.serve import serve as run_viewer
+
+    sock = bind(ctx.args.host, ctx.args.port)  # a taken port fails before any other work
+    try:
+        registry = await ctx.discover_storages()
+        sessions = async_sessionmaker(ctx.engine, expire_on_commit=False)
+        app = create_app(
+            ViewerStore(sessions, registry), dagster_url=ctx.settings.dagster_url or None
+        )
+        await run_viewer(app, sock, quiet=ctx.args.quiet)
+    finally:
+        sock.close()
+    return OK
+
+
 COMMANDS = {
     "find": find,
     "show": show,
@@ -354,4 +387,5 @@ COMMANDS = {
     "db upgrade": db_upgrade,
     "db downgrade": db_downgrade,
     "db current": db_current,
+    "serve": serve,
 }

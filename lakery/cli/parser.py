@@ -10,6 +10,7 @@ from lakery.cli.options import parse_duration
 from lakery.cli.options import parse_tag
 from lakery.cli.options import parse_time
 from lakery.cli.settings import CONFIG_FILE
+from lakery.cli.settings import ENV_DAGSTER_URL
 from lakery.cli.settings import ENV_DATABASE_URL
 from lakery.cli.settings import ENV_REGISTRY_MODULES
 from lakery.cli.settings import ENV_STORAGE_URLS
@@ -22,11 +23,12 @@ configuration (each setting from the first of: flags, environment, config file):
   {ENV_DATABASE_URL}      the records database (--database-url)
   {ENV_REGISTRY_MODULES}  comma-separated modules to register (--registry-module)
   {ENV_STORAGE_URLS}      comma-separated [NAME=]URL storages (--storage-url)
+  {ENV_DAGSTER_URL}       the Dagster UI that `lakery serve` links to (--dagster-url)
   config file             --config PATH, else ./{CONFIG_FILE} if present, e.g.
                             database_url = "sqlite:///lakery.db"
                             registry_modules = ["myproject.storables"]
                             storage_urls = ["files=/data/lakery", "s3://bucket/prefix"]
-                          (also s3_endpoint_url, s3_region)
+                          (also s3_endpoint_url, s3_region, dagster_url)
   The registry always has lakery.builtin and every installed extra; registry modules add
   to them. Storages the records name but the registry lacks are made from the records'
   locators where that is safe (an existing file root, an S3 bucket and prefix, the
@@ -52,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lakery",
         description=(
-            "Inspect and maintain a lakery store: find, show, lineage, delete, gc, verify, db."
+            "Inspect and maintain a lakery store: find, show, lineage, delete, gc, verify, db, "
+            "serve."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -129,6 +132,27 @@ def build_parser() -> argparse.ArgumentParser:
     _add_filters(verify)
     verify.add_argument("--sample", type=int, metavar="N", help="check N random manifests")
 
+    serve = commands.add_parser(
+        "serve",
+        parents=[common],
+        help="a read-only web viewer of the store (the ui extra)",
+        description="Serve a read-only web viewer: search manifests, see their parts, "
+        "previews and lineage, download verified bytes. Needs the ui extra "
+        "(pip install -e '/path/to/lakery[ui]').",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="the address to listen on (default 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=_port, default=8321, help="the port to listen on (default 8321)"
+    )
+    serve.add_argument(
+        "--dagster-url",
+        metavar="URL",
+        help="the Dagster UI, e.g. http://127.0.0.1:3000: manifests saved by Dagster link "
+        f"to their run and asset (default: ${ENV_DAGSTER_URL}, else the config file)",
+    )
+
     db = commands.add_parser("db", help="schema migrations (Alembic)")
     db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     upgrade = db_commands.add_parser(
@@ -141,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
     downgrade.add_argument("revision", help="the revision to go back to, e.g. 0001")
     db_commands.add_parser("current", parents=[common], help="show the schema revision")
     return parser
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, got {text!r}")
+    return int(text)
 
 
 def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:

@@ -1,7 +1,8 @@
 """Where the command line's database, registry modules and storages come from.
 
 Each setting is taken from the first of: the command-line flags, the environment
-(``LAKERY_DATABASE_URL``, ``LAKERY_REGISTRY_MODULES``, ``LAKERY_STORAGE_URLS``), the config
+(``LAKERY_DATABASE_URL``, ``LAKERY_REGISTRY_MODULES``, ``LAKERY_STORAGE_URLS``,
+``LAKERY_DAGSTER_URL``), the config
 file (``--config PATH``, else ``lakery.toml`` in the working directory if there is one).
 Registry modules always add to the defaults (`lakery.config.default_registry_modules`).
 """
@@ -21,6 +22,7 @@ from lakery.common.exceptions import ConfigurationError
 
 __all__ = [
     "CONFIG_FILE",
+    "ENV_DAGSTER_URL",
     "ENV_DATABASE_URL",
     "ENV_REGISTRY_MODULES",
     "ENV_STORAGE_URLS",
@@ -32,7 +34,8 @@ CONFIG_FILE = "lakery.toml"
 ENV_DATABASE_URL = "LAKERY_DATABASE_URL"
 ENV_REGISTRY_MODULES = "LAKERY_REGISTRY_MODULES"
 ENV_STORAGE_URLS = "LAKERY_STORAGE_URLS"
-_STRINGS = ("database_url", "s3_endpoint_url", "s3_region")
+ENV_DAGSTER_URL = "LAKERY_DAGSTER_URL"
+_STRINGS = ("database_url", "s3_endpoint_url", "s3_region", "dagster_url")
 _LISTS = ("registry_modules", "storage_urls")
 
 
@@ -43,6 +46,7 @@ class Settings:
     Attributes:
         registry_modules: modules to register besides the defaults.
         storage_urls: ``[NAME=]URL`` of the storages to add.
+        dagster_url: the Dagster UI that ``lakery serve`` links manifests to.
         config_path: the config file read, if any.
     """
 
@@ -51,6 +55,7 @@ class Settings:
     storage_urls: list[str] = field(default_factory=list)
     s3_endpoint_url: str = ""
     s3_region: str = ""
+    dagster_url: str = ""
     config_path: Path | None = None
 
 
@@ -65,6 +70,7 @@ def resolve_settings(
         "database_url": env.get(ENV_DATABASE_URL, "").strip(),
         "registry_modules": _split(env.get(ENV_REGISTRY_MODULES, "")),
         "storage_urls": _split(env.get(ENV_STORAGE_URLS, "")),
+        "dagster_url": env.get(ENV_DAGSTER_URL, "").strip(),
     }
     from_flags: dict[str, Any] = {
         "database_url": args.database_url,
@@ -72,6 +78,7 @@ def resolve_settings(
         "storage_urls": args.storage_url,
         "s3_endpoint_url": args.s3_endpoint_url,
         "s3_region": args.s3_region,
+        "dagster_url": getattr(args, "dagster_url", None),
     }
     # Flags, environment and TOML are checked above by kind (str or list of str), not typed.
     values: dict[str, Any] = {
