@@ -3,8 +3,7 @@
     .venv/bin/python scripts/viewer_screenshots.py
 
 Builds the small demo store of the tests (tests/viewer/demo.py) in a temporary folder,
-runs ``lakery serve`` on it (with the stand-in lineage of tests/viewer/lineage_plugin.py
-until `lakery.core.lineage` lands), and writes docs/images/viewer-search.png,
+runs ``lakery serve`` on it, and writes docs/images/viewer-search.png,
 viewer-manifest.png and viewer-lineage.png. Installs Chromium with
 scripts/ensure_chromium.sh when /usr/bin/chromium is missing.
 """

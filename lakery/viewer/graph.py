@@ -86,9 +86,9 @@ def lineage_svg(lineage: Any, class_name: Callable[[Any], str]) -> str:
     height = MARGIN * 2 + tallest * BOX_H + (tallest - 1) * GAP_Y
     where: dict[uuid.UUID, tuple[float, float]] = {}
     for column, d in enumerate(order):
-        nodes = layout.layers[d]
-        offset = (height - (len(nodes) * BOX_H + (len(nodes) - 1) * GAP_Y)) / 2
-        for row, node in enumerate(nodes):
+        layer = layout.layers[d]
+        offset = (height - (len(layer) * BOX_H + (len(layer) - 1) * GAP_Y)) / 2
+        for row, node in enumerate(layer):
             where[node] = (MARGIN + column * (BOX_W + GAP_X), offset + row * (BOX_H + GAP_Y))
     edges = []
     for edge in lineage.edges:
@@ -108,7 +108,7 @@ def lineage_svg(lineage: Any, class_name: Callable[[Any], str]) -> str:
             f'<text x="{mid_x:.0f}" y="{mid_y - 5:.0f}" text-anchor="middle" '
             f'fill="#4a5567">{esc(_cut(edge.label, 24))}</text></g>'
         )
-    nodes = []
+    nodes: list[str] = []
     for node, (x, y) in where.items():
         record = lineage.manifests.get(node)
         name = _short_class(class_name(record)) if record is not None else "(not found)"

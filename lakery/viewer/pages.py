@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from collections.abc import Sequence
 from urllib.parse import urlencode
@@ -47,7 +48,7 @@ def _when(record: ManifestRecord | ContentRecord) -> str:
 def search_page(
     form: FormValues,
     results: ManifestPage | None,
-    class_names: Mapping[object, str],
+    class_names: Mapping[uuid.UUID, str],
     *,
     error: str = "",
 ) -> str:
@@ -79,7 +80,7 @@ def search_page(
     return page("search", body, subtitle="read-only")
 
 
-def _results(form: FormValues, results: ManifestPage, class_names: Mapping[object, str]) -> str:
+def _results(form: FormValues, results: ManifestPage, class_names: Mapping[uuid.UUID, str]) -> str:
     if not results.records:
         return '<p class="muted">no manifest matches</p>' + _pager(form, results)
     rows = [

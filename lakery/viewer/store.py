@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
@@ -138,7 +138,7 @@ class ViewerStore:
         chunks = [bytes(chunk) async for chunk in self.stream_part(row)]
         return b"".join(chunks)
 
-    async def stream_part(self, row: ContentRecord) -> AsyncIterator[bytes]:
+    async def stream_part(self, row: ContentRecord) -> AsyncGenerator[bytes, None]:
         """The bytes of a part as they are read, hashed on the way.
 
         Raises `CorruptPart` before the first chunk when the part cannot be checked, and

@@ -71,8 +71,6 @@ def lakery_serve(database_url: str, files: Path, *, extra: tuple[str, ...] = ())
         f"files={files}",
         "--registry-module",
         "tests.viewer.demo",
-        "--registry-module",
-        "tests.viewer.lineage_plugin",
         "--host",
         "127.0.0.1",
         "--port",

@@ -3,9 +3,8 @@
 Also a registry module (``--registry-module tests.viewer.demo``): its storable class and
 serializers, so that a ``lakery serve`` subprocess names the class.
 
-Manifests derived from others carry ``dagster/input/<name>`` tags with their parents' ids,
-as `lakery_dagster` writes them; `tests.viewer.stand_in_lineage` reads them for the graph
-while `lakery.core.lineage` is not in this branch.
+Manifests derived from others record their parents with ``derived_from`` (labelled by
+input name, as `lakery_dagster` does), which the lineage graph shows.
 """
 
 from __future__ import annotations
@@ -125,9 +124,17 @@ async def fill_store(database_url: str, files_root: Path, *, create: bool = True
         registry = make_registry(files_root)
         ids: dict[str, uuid.UUID] = {}
 
-        async def save(name: str, obj: Any, tags: dict[str, str], age: timedelta) -> None:
+        async def save(
+            name: str,
+            obj: Any,
+            tags: dict[str, str],
+            age: timedelta,
+            derived_from: dict[str, uuid.UUID] | None = None,
+        ) -> None:
             async with sessions() as session:
-                record = await save_one(obj, session=session, registry=registry, tags=tags)
+                record = await save_one(
+                    obj, session=session, registry=registry, tags=tags, derived_from=derived_from
+                )
                 # spread the creation times so that the order and time filters are testable
                 created = datetime.now(UTC) - age
                 await session.execute(
@@ -160,16 +167,16 @@ async def fill_store(database_url: str, files_root: Path, *, create: bool = True
                 "stage": "clean",
                 "dagster/asset_key": "sales/daily",
                 "dagster/run_id": "run-2",
-                "dagster/input/raw": str(ids["raw"]),
-                "dagster/input/grid": str(ids["grid"]),
             },
             8 * hours,
+            derived_from={"raw": ids["raw"], "grid": ids["grid"]},
         )
         await save(
             "summary",
             StorableValue({"mean": 0.25, "rows": 30, "note": "all good"}),
-            {"project": "alpha", "stage": "report", "dagster/input/table": str(ids["table"])},
+            {"project": "alpha", "stage": "report"},
             7 * hours,
+            derived_from={"table": ids["table"]},
         )
         await save(
             "image",

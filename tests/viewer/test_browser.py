@@ -61,7 +61,7 @@ def test_search_open_preview_and_follow_the_graph(
         assert run_link.get_attribute("href") == "http://127.0.0.1:3000/runs/run-2"
 
         graph = page.locator("svg.lineage")
-        assert graph.count() == 1  # the stand-in lineage (tests/viewer/lineage_plugin.py)
+        assert graph.count() == 1
         assert graph.locator('a[aria-current="page"]').get_attribute("data-id") == str(ids["table"])
         graph.locator(f'a.node[data-id="{ids["raw"]}"]').click()
         page.wait_for_url(f"{base}/manifests/{ids['raw']}")

@@ -4,7 +4,6 @@ page's lineage section with and without `lakery.core.lineage`."""
 from __future__ import annotations
 
 import re
-import sys
 import uuid
 from dataclasses import dataclass
 from dataclasses import field
@@ -12,12 +11,9 @@ from datetime import UTC
 from datetime import datetime
 from typing import Any
 
-import pytest
-
 from lakery import ManifestRecord
 from lakery.viewer.graph import layout_lineage
 from lakery.viewer.graph import lineage_svg
-from tests.viewer import stand_in_lineage
 from tests.viewer.conftest import Viewer
 
 
@@ -122,14 +118,7 @@ def test_a_lone_manifest() -> None:
     assert svg.count("<rect") == 1 and "aria-current" in svg
 
 
-def test_lineage_not_available(viewer: Viewer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "lakery.core.lineage", None)  # as if it did not exist
-    page = viewer.client.get(f"/manifests/{viewer.demo.ids['table']}").text
-    assert "lineage not available" in page
-
-
-def test_lineage_on_the_manifest_page(viewer: Viewer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "lakery.core.lineage", stand_in_lineage)
+def test_lineage_on_the_manifest_page(viewer: Viewer) -> None:
     ids = viewer.demo.ids
     page = viewer.client.get(f"/manifests/{ids['table']}").text
     svg = page.split('<section class="lineage">', 1)[1]
