@@ -55,6 +55,7 @@ def lakery_resources(settings: ExampleSettings) -> tuple[LakeryResource, LakeryR
         database_url=database_url,
         registry_modules=REGISTRY_MODULES,
         storage_url=settings.files_dir.as_uri(),
+        viewer_url=settings.viewer_url,
     )
     published = LakeryResource(
         database_url=database_url,
@@ -62,6 +63,7 @@ def lakery_resources(settings: ExampleSettings) -> tuple[LakeryResource, LakeryR
         storage_url=settings.published_storage_url,
         s3_endpoint_url=settings.s3_endpoint_url,
         s3_region=settings.s3_region,
+        viewer_url=settings.viewer_url,
     )
     return files, published
 

@@ -296,6 +296,9 @@ def _print_locations(
     if any(_redacted(v) != v for v in settings.lakery_env.values()):
         print("  (the password is shown as ***: put the real one in its place)", file=out)
     print("  then open http://127.0.0.1:3000", file=out)
+    print("\nBrowse what was stored, its previews and lineage in the lakery viewer:", file=out)
+    print(f"  {viewer_command(settings)}", file=out)
+    print(f"  then open {settings.viewer_url} (materializations link there)", file=out)
     if find_spec("dagster_webserver") is None:
         print(
             "  (the UI needs the package dagster-webserver: pip install dagster-webserver)",
@@ -315,6 +318,34 @@ def ui_command(settings: ExampleSettings, dagster_home: Path) -> str:
         env.insert(0, f"{DATA_DIR_ENV}={_shell_path(settings.data_dir, root)}")
     env += [f"{k}={shlex.quote(_redacted(v))}" for k, v in settings.lakery_env.items()]
     command = f"{' '.join(env)} .venv/bin/dagster dev -m example_project"
+    if Path.cwd().resolve() != root:
+        command = f"cd {shlex.quote(str(root))} && {command}"
+    return command
+
+
+def viewer_command(settings: ExampleSettings) -> str:
+    """The shell command that serves this data in ``lakery serve`` (from the repository root),
+    linked to the Dagster UI of `ui_command`; a password in a URL shows as ``***``."""
+    root = Path(__file__).resolve().parents[1]
+    port = urlsplit(settings.viewer_url).port or 8321
+    env = [f"{k}={shlex.quote(_redacted(v))}" for k, v in settings.lakery_env.items()]
+    database = [] if settings.database_from_env else ["--database-url", settings.database_url]
+    if not settings.database_from_env and settings.data_dir.is_relative_to(root):
+        relative = (settings.data_dir / "lakery.db").relative_to(root).as_posix()
+        database = ["--database-url", f"sqlite:///{relative}"]
+    words = [
+        *env,
+        ".venv/bin/lakery",
+        "serve",
+        *[shlex.quote(w) for w in database],
+        "--registry-module",
+        "example_project.storables",
+        "--port",
+        str(port),
+        "--dagster-url",
+        "http://127.0.0.1:3000",
+    ]
+    command = " ".join(words)
     if Path.cwd().resolve() != root:
         command = f"cd {shlex.quote(str(root))} && {command}"
     return command

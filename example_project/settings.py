@@ -28,6 +28,7 @@ __all__ = [
     "S3_ENDPOINT_ENV",
     "S3_REGION_ENV",
     "STORAGE_ENV",
+    "VIEWER_ENV",
     "ExampleSettings",
 ]
 
@@ -36,6 +37,9 @@ DATABASE_ENV = "LAKERY_DATABASE_URL"
 STORAGE_ENV = "LAKERY_STORAGE_URL"
 S3_ENDPOINT_ENV = "LAKERY_S3_ENDPOINT_URL"
 S3_REGION_ENV = "LAKERY_S3_REGION"
+VIEWER_ENV = "LAKERY_VIEWER_URL"
+DEFAULT_VIEWER_URL = "http://127.0.0.1:8321"
+"""Where the printed ``lakery serve`` command listens; materializations link there."""
 
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1] / ".lakery" / "example"
 """``.lakery/example`` next to ``example_project/`` (the repository root)."""
@@ -54,6 +58,8 @@ class ExampleSettings:
         storage_from_env: whether `published_storage_url` came from ``LAKERY_STORAGE_URL``.
         s3_endpoint_url: endpoint of an S3-compatible server, or empty.
         s3_region: region of the bucket, or empty.
+        viewer_url: the ``lakery serve`` that materializations link to (``LAKERY_VIEWER_URL``,
+            default http://127.0.0.1:8321).
     """
 
     data_dir: Path
@@ -63,6 +69,7 @@ class ExampleSettings:
     s3_endpoint_url: str = ""
     s3_region: str = ""
     storage_from_env: bool = False
+    viewer_url: str = DEFAULT_VIEWER_URL
 
     @classmethod
     def from_env(
@@ -82,6 +89,7 @@ class ExampleSettings:
             s3_endpoint_url=env.get(S3_ENDPOINT_ENV, "").strip(),
             s3_region=env.get(S3_REGION_ENV, "").strip(),
             storage_from_env=bool(storage),
+            viewer_url=env.get(VIEWER_ENV, "").strip() or DEFAULT_VIEWER_URL,
         )
 
     @property
@@ -92,6 +100,7 @@ class ExampleSettings:
             STORAGE_ENV: self.published_storage_url if self.storage_from_env else "",
             S3_ENDPOINT_ENV: self.s3_endpoint_url,
             S3_REGION_ENV: self.s3_region,
+            VIEWER_ENV: self.viewer_url if self.viewer_url != DEFAULT_VIEWER_URL else "",
         }
         return {name: value for name, value in given.items() if value}
 

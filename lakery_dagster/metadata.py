@@ -11,7 +11,10 @@ Each materialization (each partition, in a single-run backfill) gets:
 ``lakery/contents``         a table: item, key, content type, size, sha256, storage
 ``lakery/content_hash``     a digest of all content hashes (`content_digest`); the data
                             version is its first 32 characters (`data_version_of`)
-``lakery/inputs``           the manifest ids the step loaded, by input name
+``lakery/inputs``           the manifest ids the step loaded, by input name (with a
+                            ``viewer_url``: a table linking to their viewer pages)
+``lakery/url``              with a ``viewer_url``: the manifest's (or collection's)
+                            page in ``lakery serve``
 ``dagster/uri``             where the data is (a file URI, or ``lakery://manifest/<id>``)
 ``dagster/size_bytes``      total size of the stored content
 ``dagster/column_schema``   a table output's columns and their (Arrow) types
@@ -43,6 +46,9 @@ from lakery_dagster.tables import table_metadata
 from lakery_dagster.tags import COLLECTION_ID
 from lakery_dagster.tags import COLLECTION_KEY
 from lakery_dagster.tags import INPUT_PREFIX
+from lakery_dagster.viewer_links import collection_url
+from lakery_dagster.viewer_links import inputs_markdown
+from lakery_dagster.viewer_links import manifest_url
 
 __all__ = [
     "CONTENTS",
@@ -108,10 +114,12 @@ def materialization_metadata(
     inputs: Mapping[str, Mapping[str, str]],
     *,
     shape: Shape | None = None,
+    viewer_url: str = "",
 ) -> dict[str, Any]:
     """The metadata of one materialization (one partition, or the unpartitioned asset).
 
-    `shape` (what was saved, in memory) adds the column schema and row count of a table.
+    `shape` (what was saved, in memory) adds the column schema and row count of a table;
+    `viewer_url` (checked, see `check_viewer_url`) adds links to the viewer's pages.
     """
     metadata: dict[str, Any] = {}
     if layout.kind == "single":
@@ -138,8 +146,12 @@ def materialization_metadata(
             )
     metadata[CONTENTS] = MetadataValue.table(records=rows, schema=_SCHEMA)
     metadata["lakery/content_hash"] = MetadataValue.text(content_digest(records))
-    if inputs:
+    if inputs and viewer_url:
+        metadata["lakery/inputs"] = MetadataValue.md(inputs_markdown(viewer_url, inputs))
+    elif inputs:
         metadata["lakery/inputs"] = MetadataValue.json({k: dict(v) for k, v in inputs.items()})
+    if viewer_url:
+        metadata["lakery/url"] = MetadataValue.url(_viewer_page(viewer_url, layout, records))
     metadata["dagster/uri"] = MetadataValue.text(_uri(records, registry))
     metadata["dagster/size_bytes"] = MetadataValue.int(total)
     if shape is not None and shape.plain_value is not None:
@@ -182,6 +194,15 @@ def _shared_tags(records: Sequence[tuple[str, ManifestRecord]]) -> dict[str, str
     if len(records) > 1:
         first.pop(COLLECTION_KEY, None)
     return first
+
+
+def _viewer_page(
+    viewer_url: str, layout: Layout, records: Sequence[tuple[str, ManifestRecord]]
+) -> str:
+    collection_id = records[0][1].tags.get(COLLECTION_ID)
+    if layout.kind != "single" and collection_id:
+        return collection_url(viewer_url, collection_id)
+    return manifest_url(viewer_url, str(records[0][1].id))
 
 
 def _uri(records: Sequence[tuple[str, ManifestRecord]], registry: Registry) -> str:

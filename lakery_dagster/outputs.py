@@ -11,6 +11,7 @@ from dagster import DataVersion
 from dagster import MultiPartitionsDefinition
 from dagster import OutputContext
 
+from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import LakeryError
 from lakery.common.exceptions import StorableTypeError
 from lakery.common.sync import run_sync
@@ -44,6 +45,7 @@ from lakery_dagster.tags import WRAPPED
 from lakery_dagster.tags import input_tags
 from lakery_dagster.tags import partition_tags
 from lakery_dagster.tags import user_tags
+from lakery_dagster.viewer_links import check_viewer_url
 
 if TYPE_CHECKING:
     from lakery_dagster.resource import LakeryResource
@@ -59,6 +61,7 @@ def save_output(
 ) -> None:
     """Save an output (one manifest per storable, all in one transaction) and report it."""
     where = _describe(context)
+    viewer_url = check_viewer_url(resource.viewer_url)
     registry = resource.registry
     plans = _plan(context, obj, where, registry)
     base = {
@@ -84,8 +87,9 @@ def save_output(
                 tags[WRAPPED] = "true"
             items.append((entry.obj, tags))
             slots.append((partition, entry.key))
+    lineage = _derived_from(inputs)
     try:
-        records = run_sync(resource.client.save_many(items))
+        records = run_sync(resource.client.save_many(items, [lineage] * len(items)))
     except LakeryError as exc:
         exc.add_note(f"lakery: nothing of {where} was saved")
         raise
@@ -99,8 +103,17 @@ def save_output(
     }
     _remember(context, resource, grouped, layouts)
     shapes = {partition: shape for partition, _, shape in plans}
-    _report(context, grouped, layouts, resource, inputs, shapes)
+    _report(context, grouped, layouts, resource, inputs, shapes, viewer_url)
     _set_data_version(context, grouped)
+
+
+def _derived_from(inputs: Mapping[str, Mapping[str, str]]) -> dict[str, list[uuid.UUID]]:
+    """Lineage edges to every manifest the step loaded, labelled by input name."""
+    try:
+        return {name: [uuid.UUID(i) for i in ids.values()] for name, ids in inputs.items() if ids}
+    except ValueError:
+        msg = f"lakery: the loaded inputs {dict(inputs)!r} hold a value that is not a manifest id"
+        raise ConfigurationError(msg) from None
 
 
 def _plan(
@@ -190,12 +203,18 @@ def _report(
     resource: LakeryResource,
     inputs: Mapping[str, Mapping[str, str]],
     shapes: Mapping[str | None, Shape],
+    viewer_url: str,
 ) -> None:
     registry = resource.registry
     if len(grouped) == 1:
         partition, records = next(iter(grouped.items()))
         metadata = materialization_metadata(
-            layouts[partition], records, registry, inputs, shape=shapes.get(partition)
+            layouts[partition],
+            records,
+            registry,
+            inputs,
+            shape=shapes.get(partition),
+            viewer_url=viewer_url,
         )
         context.add_output_metadata(metadata)
         return
@@ -206,7 +225,12 @@ def _report(
             raise AttributeError("StepExecutionContext.add_asset_metadata")
         for partition, records in grouped.items():
             metadata = materialization_metadata(
-                layouts[partition], records, registry, inputs, shape=shapes.get(partition)
+                layouts[partition],
+                records,
+                registry,
+                inputs,
+                shape=shapes.get(partition),
+                viewer_url=viewer_url,
             )
             add(metadata, asset_key=context.asset_key, partition_key=partition)
     except Exception as exc:

@@ -41,6 +41,7 @@ from lakery_dagster.client import LakeryClient
 from lakery_dagster.engines import EngineSettings
 from lakery_dagster.engines import normalize_database_url
 from lakery_dagster.engines import redact_url
+from lakery_dagster.viewer_links import check_viewer_url
 
 __all__ = ["DEFAULT_REGISTRY_MODULES", "LakeryResource"]
 
@@ -113,6 +114,14 @@ class LakeryResource(ConfigurableResource):
             "s3://bucket/prefix. Empty: the registry's default storage (the database)."
         ),
     )
+    viewer_url: str = Field(
+        default="",
+        description=(
+            "Base URL of a running `lakery serve` (e.g. http://127.0.0.1:8321): "
+            "materializations then link to their manifest pages (lakery/url) and list their "
+            "input manifests as links. Empty: no links."
+        ),
+    )
     s3_endpoint_url: str = Field(default="", description="Endpoint of an S3-compatible server.")
     s3_region: str = Field(default="", description="AWS region of the bucket.")
     create_tables: bool = Field(
@@ -142,6 +151,7 @@ class LakeryResource(ConfigurableResource):
         """Build the registry and storage, connect (creating tables if asked); idempotent."""
         with self._lock:
             if self._client is None:
+                check_viewer_url(self.viewer_url)
                 client = LakeryClient(
                     self.engine_settings(),
                     self._shared_registry(),

@@ -205,6 +205,8 @@ query Materialization($key: AssetKeyInput!, $partitions: [String!]) {
           ... on TextMetadataEntry { text }
           ... on JsonMetadataEntry { jsonString }
           ... on IntMetadataEntry { intValue }
+          ... on MarkdownMetadataEntry { mdStr }
+          ... on UrlMetadataEntry { url }
         }
       }
     }
@@ -221,7 +223,8 @@ def _materialization(server: DevServer, asset: str, partition: str) -> dict[str,
         if "jsonString" in entry:
             metadata[entry["label"]] = json.loads(entry["jsonString"])
         else:
-            metadata[entry["label"]] = entry.get("text", entry.get("intValue"))
+            values = [entry.get(k) for k in ("text", "intValue", "mdStr", "url")]
+            metadata[entry["label"]] = next((v for v in values if v is not None), None)
     tags = {tag["key"]: tag["value"] for tag in event["tags"]}
     return {"run_id": event["runId"], "metadata": metadata, "tags": tags}
 
@@ -284,7 +287,12 @@ def test_dagster_dev_runs_the_example(dagster_dev: DevServer) -> None:
         assert event["tags"]["dagster/data_version"] == content_hash[:32]
     features_id = features["metadata"]["lakery/manifest_id"]
     fit_id = fit["metadata"]["lakery/manifest_id"]
-    assert fit["metadata"]["lakery/inputs"] == {"daily_features": {DAY: features_id}}
+    # The example links its materializations to the viewer of its printed `lakery serve`.
+    viewer = "http://127.0.0.1:8321/manifests/"
+    assert fit["metadata"]["lakery/url"] == viewer + fit_id
+    assert f"| daily_features | {DAY} | [{features_id}]({viewer}{features_id}) |" in (
+        fit["metadata"]["lakery/inputs"]
+    )
 
     # The same, from lakery's own records (the example's default SQLite file).
     lakery = LakeryResource(
@@ -298,5 +306,7 @@ def test_dagster_dev_runs_the_example(dagster_dev: DevServer) -> None:
         assert record.tags["dagster/partition"] == DAY
         assert record.tags[f"dagster/input/daily_features/{DAY}"] == features_id
         assert lakery.load(record).window == [DAY]
+        [edge] = lakery.lineage(fit_id, down=False, depth=1).edges
+        assert (str(edge.parent_id), edge.label) == (features_id, "daily_features")
     finally:
         lakery.close()

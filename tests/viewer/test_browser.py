@@ -82,3 +82,55 @@ def test_search_open_preview_and_follow_the_graph(
         response = page.goto(f"{base}/manifests/not-an-id")
         assert response is not None and response.status == 404
         assert "Not found" in page.locator("h1").inner_text()
+
+
+@pytest.mark.slow
+def test_follow_a_dagster_materialization_to_its_page_and_lineage(
+    browser_ready: None, database_url: str, tmp_path: Path
+) -> None:
+    import dagster as dg
+
+    from lakery_dagster import LakeryIOManager
+    from lakery_dagster import LakeryResource
+
+    files = tmp_path / "files"
+    postgres = database_url.startswith("postgresql")
+    if postgres:
+        asyncio.run(empty_postgres(database_url))
+    asyncio.run(fill_store(database_url, files, create=not postgres))
+
+    @dg.asset
+    def readings() -> list[float]:
+        return [1.0, 2.0, 4.0]
+
+    @dg.asset
+    def mean(readings: list[float]) -> float:
+        return sum(readings) / len(readings)
+
+    instance = dg.DagsterInstance.ephemeral()
+    with lakery_serve(database_url, files) as base:
+        lakery = LakeryResource(database_url=database_url, viewer_url=base)
+        resources = {"io_manager": LakeryIOManager(lakery=lakery)}
+        try:
+            assert dg.materialize([readings, mean], resources=resources, instance=instance).success
+        finally:
+            lakery.close()
+
+        def metadata(key: str) -> dict:
+            records = instance.fetch_materializations(dg.AssetKey(key), limit=1).records
+            materialization = records[0].asset_materialization
+            assert materialization is not None
+            return {k: v.value for k, v in materialization.metadata.items()}
+
+        mean_meta, readings_meta = metadata("mean"), metadata("readings")
+        with chromium_page(base) as page:
+            page.goto(mean_meta["lakery/url"])
+            assert page.locator("h1").inner_text() == "lakery.builtin.storables.StorableValue"
+            body = page.locator("body").inner_text()
+            assert mean_meta["lakery/manifest_id"] in body and "dagster/asset_key" in body
+            parent = readings_meta["lakery/manifest_id"]
+            graph = page.locator("svg.lineage")
+            assert "readings" in (graph.text_content() or "")  # the edge label: input name
+            graph.locator(f'a.node[data-id="{parent}"]').click()
+            page.wait_for_url(readings_meta["lakery/url"])
+            assert "4.0" in page.locator("section.preview").inner_text()
