@@ -7,7 +7,11 @@ Accepted forms:
 - ``file:///absolute/path`` or a plain path (relative to the working directory) — a
   `FileStorage` rooted there;
 - ``s3://bucket/optional/prefix`` — an `S3Storage` from ``lakery.extra.aws`` (install
-  ``lakery[aws]``), with `s3_endpoint_url` and `s3_region` for S3-compatible servers.
+  ``lakery[aws]``), with `s3_endpoint_url` and `s3_region` for S3-compatible servers;
+- ``az://container/optional/prefix`` — an `AzureBlobStorage` from ``lakery.extra.azure``
+  (install ``lakery[azure]``), its account and credentials from the environment
+  (``AZURE_STORAGE_CONNECTION_STRING``, or ``AZURE_STORAGE_ACCOUNT`` /
+  ``AZURE_STORAGE_ACCOUNT_URL`` with ``DefaultAzureCredential``).
 
 Each scheme is a row of `STORAGE_SCHEMES`: the storage class as ``"module:Class"`` (only
 imported when a URL uses it), the extra that installs it, and how the URL becomes its
@@ -91,6 +95,20 @@ def _writable_folder(root: Path, url: str) -> Path:
     return root
 
 
+def _azure_arguments(
+    url: str, parts: SplitResult, _options: StorageUrlOptions
+) -> dict[str, Any]:
+    if not parts.netloc or "@" in parts.netloc or parts.query or parts.fragment:
+        msg = (
+            f"storage_url {url!r} needs a container and nothing else before the path; use "
+            "'az://container/optional/prefix' (the account and its credentials come from "
+            "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with the Azure "
+            "credential chain)"
+        )
+        raise ConfigurationError(msg)
+    return {"container": parts.netloc, "prefix": parts.path.strip("/")}
+
+
 def _s3_arguments(url: str, parts: SplitResult, options: StorageUrlOptions) -> dict[str, Any]:
     if not parts.netloc:
         msg = f"storage_url {url!r} has no bucket; use 's3://bucket/optional/prefix'"
@@ -107,6 +125,7 @@ STORAGE_SCHEMES: dict[str, StorageScheme] = {
     "": StorageScheme("lakery.builtin:FileStorage", None, _file_arguments),
     "file": StorageScheme("lakery.builtin:FileStorage", None, _file_arguments),
     "s3": StorageScheme("lakery.extra.aws:S3Storage", "aws", _s3_arguments),
+    "az": StorageScheme("lakery.extra.azure:AzureBlobStorage", "azure", _azure_arguments),
 }
 """URL scheme (``""``: a plain path) → how such a URL becomes a storage."""
 

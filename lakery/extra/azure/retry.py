@@ -89,7 +89,11 @@ def error_code_of(exc: BaseException) -> str:
 def is_retryable(exc: BaseException) -> bool:
     """Whether a failed call may succeed if tried again (throttling, 5xx, broken connection)."""
     if isinstance(exc, HttpResponseError) and not isinstance(exc, IncompleteReadError):
-        return status_of(exc) in RETRYABLE_STATUS
+        status = status_of(exc)
+        if status is None:  # no answer: a transport error (e.g. a cut body) wrapped by the SDK
+            inner = getattr(exc, "inner_exception", None) or exc.__cause__
+            return inner is not None and inner is not exc and is_retryable(inner)
+        return status in RETRYABLE_STATUS
     if isinstance(exc, ServiceRequestError | ServiceResponseError | IncompleteReadError):
         return True
     if isinstance(exc, TimeoutError | ConnectionError):
