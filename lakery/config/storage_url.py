@@ -95,9 +95,7 @@ def _writable_folder(root: Path, url: str) -> Path:
     return root
 
 
-def _azure_arguments(
-    url: str, parts: SplitResult, _options: StorageUrlOptions
-) -> dict[str, Any]:
+def _azure_arguments(url: str, parts: SplitResult, _options: StorageUrlOptions) -> dict[str, Any]:
     if not parts.netloc or "@" in parts.netloc or parts.query or parts.fragment:
         msg = (
             f"storage_url {url!r} needs a container and nothing else before the path; use "

@@ -134,7 +134,9 @@ class AzureBlobStorage(Storage):
         read_chunk_size: bytes per ranged GET of a streamed read, and the largest chunk
             it yields.
         stream_spool_dir: the directory of spool files; None: the system's temporary one.
-        max_attempts, retry_base_delay, retry_max_delay: see `AzureRetryPolicy`.
+        max_attempts: attempts per call (see `AzureRetryPolicy`).
+        retry_base_delay: seconds; the cap of the first wait between attempts.
+        retry_max_delay: seconds; no wait between attempts is longer.
     """
 
     name = "lakery.azure.blob@v1"
