@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv (Python >= 3.11) and installs lakery with every extra and the test tools
 # (the `dev` dependency group), and Debian's Chromium for the viewer's browser test when it
-# is missing (scripts/ensure_chromium.sh; a failure there is only a warning).
+# is missing (scripts/ensure_chromium.sh; a failure there is only a warning), and Azurite
+# (npm) into .venv/node for the Azure tests.
 # Re-installs only when pyproject.toml changed. Used by scripts/example.sh and scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,4 +39,18 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
   bash scripts/ensure_chromium.sh ||
     echo "bootstrap: warning: no Chromium; the viewer's browser test will say so" >&2
+fi
+
+# Azurite, the Azure Blob Storage emulator of lakery.extra.azure's tests, from npm into
+# .venv/node (with the machine's Node); lakery.testing.azurite finds it there.
+azurite_version=3.35.0
+if command -v npm >/dev/null 2>&1; then
+  if ! grep -qs "\"version\": \"$azurite_version\"" .venv/node/node_modules/azurite/package.json; then
+    echo "Installing Azurite $azurite_version into .venv/node ..." >&2
+    mkdir -p .venv/node
+    npm install --prefix .venv/node --no-audit --no-fund --silent "azurite@$azurite_version" ||
+      echo "bootstrap: warning: could not install Azurite; the Azure tests will say so" >&2
+  fi
+else
+  echo "bootstrap: warning: no npm; the Azure tests need Azurite and will say so" >&2
 fi

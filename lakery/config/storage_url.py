@@ -7,7 +7,16 @@ Accepted forms:
 - ``file:///absolute/path`` or a plain path (relative to the working directory) — a
   `FileStorage` rooted there;
 - ``s3://bucket/optional/prefix`` — an `S3Storage` from ``lakery.extra.aws`` (install
-  ``lakery[aws]``), with `s3_endpoint_url` and `s3_region` for S3-compatible servers.
+  ``lakery[aws]``), with `s3_endpoint_url` and `s3_region` for S3-compatible servers;
+- ``az://container/optional/prefix`` — an `AzureBlobStorage` from ``lakery.extra.azure``
+  (install ``lakery[azure]``), its account and credentials from the environment
+  (``AZURE_STORAGE_CONNECTION_STRING``, or ``AZURE_STORAGE_ACCOUNT`` /
+  ``AZURE_STORAGE_ACCOUNT_URL`` with ``DefaultAzureCredential``);
+- ``gs://bucket/optional/prefix`` — a `GCSStorage` from ``lakery.extra.gcs`` (install
+  ``lakery[gcs]``), its credentials from Google's standard chain
+  (``GOOGLE_APPLICATION_CREDENTIALS``, gcloud's application default credentials, the
+  machine's service account) and its endpoint from ``STORAGE_EMULATOR_HOST`` when that
+  is set (an emulator).
 
 Each scheme is a row of `STORAGE_SCHEMES`: the storage class as ``"module:Class"`` (only
 imported when a URL uses it), the extra that installs it, and how the URL becomes its
@@ -91,6 +100,29 @@ def _writable_folder(root: Path, url: str) -> Path:
     return root
 
 
+def _azure_arguments(url: str, parts: SplitResult, _options: StorageUrlOptions) -> dict[str, Any]:
+    if not parts.netloc or "@" in parts.netloc or parts.query or parts.fragment:
+        msg = (
+            f"storage_url {url!r} needs a container and nothing else before the path; use "
+            "'az://container/optional/prefix' (the account and its credentials come from "
+            "AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT with the Azure "
+            "credential chain)"
+        )
+        raise ConfigurationError(msg)
+    return {"container": parts.netloc, "prefix": parts.path.strip("/")}
+
+
+def _gcs_arguments(url: str, parts: SplitResult, _options: StorageUrlOptions) -> dict[str, Any]:
+    if not parts.netloc or "@" in parts.netloc or parts.query or parts.fragment:
+        msg = (
+            f"storage_url {url!r} needs a bucket and nothing else before the path; use "
+            "'gs://bucket/optional/prefix' (credentials come from Google's standard chain, "
+            "e.g. GOOGLE_APPLICATION_CREDENTIALS; an emulator from STORAGE_EMULATOR_HOST)"
+        )
+        raise ConfigurationError(msg)
+    return {"bucket": parts.netloc, "prefix": parts.path.strip("/")}
+
+
 def _s3_arguments(url: str, parts: SplitResult, options: StorageUrlOptions) -> dict[str, Any]:
     if not parts.netloc:
         msg = f"storage_url {url!r} has no bucket; use 's3://bucket/optional/prefix'"
@@ -107,6 +139,8 @@ STORAGE_SCHEMES: dict[str, StorageScheme] = {
     "": StorageScheme("lakery.builtin:FileStorage", None, _file_arguments),
     "file": StorageScheme("lakery.builtin:FileStorage", None, _file_arguments),
     "s3": StorageScheme("lakery.extra.aws:S3Storage", "aws", _s3_arguments),
+    "az": StorageScheme("lakery.extra.azure:AzureBlobStorage", "azure", _azure_arguments),
+    "gs": StorageScheme("lakery.extra.gcs:GCSStorage", "gcs", _gcs_arguments),
 }
 """URL scheme (``""``: a plain path) → how such a URL becomes a storage."""
 
