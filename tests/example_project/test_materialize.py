@@ -199,25 +199,47 @@ async def _first_rows(raw: dict[str, Any], n: int) -> list[dict[str, Any]]:
     return rows
 
 
+def linked_inputs(materialization: Any) -> dict[str, dict[str, str]]:
+    """``lakery/inputs`` of a materialization (the example links it to its viewer) read back
+    as ``{input: {item: manifest id}}``, checking that each id links to its viewer page."""
+    inputs: dict[str, dict[str, str]] = {}
+    for line in materialization.metadata["lakery/inputs"].value.splitlines()[2:]:
+        name, item, link = (cell.strip() for cell in line.strip("|").split("|"))
+        found = re.fullmatch(r"\[([0-9a-f-]{36})\]\(http://127\.0\.0\.1:8321/manifests/\1\)", link)
+        assert found, line
+        inputs.setdefault(name, {})["" if item == "—" else item] = found[1]
+    return inputs
+
+
 def check_lineage(files: LakeryResource, latest: dict[tuple[str, str | None], Any]) -> None:
-    """Each manifest names the manifests it was computed from (tags and metadata)."""
+    """Each manifest is derived from the manifests it was computed from (lineage edges,
+    tags and linked metadata)."""
     last = DAY_KEYS[-1]
     fit = latest["cycle_fit", last]
     window = DAY_KEYS[-WINDOW_DAYS:]
     expected = {day: manifest_id(latest["daily_features", day]) for day in window}
-    assert fit.metadata["lakery/inputs"].value == {"daily_features": expected}
+    assert linked_inputs(fit) == {"daily_features": expected}
+    assert fit.metadata["lakery/url"].value.endswith(f"/manifests/{manifest_id(fit)}")
     tags = files.get(manifest_id(fit)).tags
     for day, features_id in expected.items():
         assert tags[f"dagster/input/daily_features/{day}"] == features_id
+    edges = files.lineage(manifest_id(fit), down=False, depth=1).edges
+    assert {(str(e.parent_id), e.label) for e in edges} == {
+        (features_id, "daily_features") for features_id in expected.values()
+    }
 
     report = latest["site_report", None]
-    inputs = report.metadata["lakery/inputs"].value
+    inputs = linked_inputs(report)
     assert set(inputs) == {"cycle_fit", "daily_features"}
     assert inputs["cycle_fit"] == {d: manifest_id(latest["cycle_fit", d]) for d in DAY_KEYS}
 
     # Loaded by the files IO manager, saved by the published one: lineage still recorded.
     release = latest["forecast_release", None]
-    assert release.metadata["lakery/inputs"].value == {"site_report": {"": manifest_id(report)}}
+    assert linked_inputs(release) == {"site_report": {"": manifest_id(report)}}
+    # The release goes back through the report and the fits to every day's readings.
+    ancestors = files.lineage(manifest_id(release), down=False, depth=None).manifests
+    readings = {manifest_id(latest["raw_measurements", day]) for day in DAY_KEYS}
+    assert readings <= {str(i) for i in ancestors}
     for key, materialization in latest.items():
         metadata = materialization.metadata
         assert metadata["dagster/uri"].value.startswith(("file://", "lakery://manifest/")), key

@@ -89,7 +89,7 @@ def test_release_is_published_to_s3(
         assert result.success
         [event] = result.get_asset_materialization_events()
         metadata = event.event_specific_data.materialization.metadata
-        assert metadata["lakery/inputs"].value == {"site_report": {"": str(saved_report.id)}}
+        assert f"| site_report | — | [{saved_report.id}](" in metadata["lakery/inputs"].value
 
         record = published.get(str(metadata["lakery/manifest_id"].value))
         assert {c.storage_name for c in record.contents} == {S3Storage.name}
