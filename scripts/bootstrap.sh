@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv (Python >= 3.11) and installs lakery with every extra and the test tools
 # (the `dev` dependency group), and Debian's Chromium for the viewer's browser test when it
-# is missing (scripts/ensure_chromium.sh; a failure there is only a warning).
+# is missing (scripts/ensure_chromium.sh), and Debian's PgBouncer for the PgBouncer test
+# (scripts/ensure_pgbouncer.sh; a failure of either is only a warning).
 # Re-installs only when pyproject.toml changed. Used by scripts/example.sh and scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,4 +39,9 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
   bash scripts/ensure_chromium.sh ||
     echo "bootstrap: warning: no Chromium; the viewer's browser test will say so" >&2
+fi
+
+if [ ! -x /usr/sbin/pgbouncer ] && ! command -v pgbouncer >/dev/null 2>&1; then
+  bash scripts/ensure_pgbouncer.sh ||
+    echo "bootstrap: warning: no PgBouncer; tests/distributed/test_pgbouncer.py will say so" >&2
 fi
