@@ -135,6 +135,21 @@ class LakeryResource(ConfigurableResource):
     sqlite_busy_timeout: float = Field(
         default=60.0, description="Seconds an SQLite writer waits for another process's lock."
     )
+    null_pool: bool = Field(
+        default=False,
+        description=(
+            "Keep no PostgreSQL connection open between uses (NullPool): a step process "
+            "then holds connections only while it queries. pool_size, max_overflow, "
+            "pool_timeout and pool_recycle do not apply."
+        ),
+    )
+    statement_cache_size: int | None = Field(
+        default=None,
+        description=(
+            "asyncpg's prepared-statement cache per connection; None: the driver's default. "
+            "Set 0 behind PgBouncer in transaction mode."
+        ),
+    )
 
     _client: LakeryClient | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -195,6 +210,8 @@ class LakeryResource(ConfigurableResource):
             pool_recycle=self.pool_recycle,
             connect_timeout=self.connect_timeout,
             sqlite_busy_timeout=self.sqlite_busy_timeout,
+            null_pool=self.null_pool,
+            statement_cache_size=self.statement_cache_size,
         )
         return EngineSettings(url=normalize_database_url(self.database_url), options=options)
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Creates .venv (Python >= 3.11) and installs lakery with every extra and the test tools
 # (the `dev` dependency group), and Debian's Chromium for the viewer's browser test when it
-# is missing (scripts/ensure_chromium.sh; a failure there is only a warning), and Azurite
-# (npm) into .venv/node for the Azure tests.
+# is missing (scripts/ensure_chromium.sh), Debian's PgBouncer for the PgBouncer test
+# (scripts/ensure_pgbouncer.sh) and Azurite (npm) into .venv/node for the Azure tests; a
+# failure of any of these is only a warning (the tests that need them say so).
 # Re-installs only when pyproject.toml changed. Used by scripts/example.sh and scripts/test.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -53,4 +54,9 @@ if command -v npm >/dev/null 2>&1; then
   fi
 else
   echo "bootstrap: warning: no npm; the Azure tests need Azurite and will say so" >&2
+fi
+
+if [ ! -x /usr/sbin/pgbouncer ] && ! command -v pgbouncer >/dev/null 2>&1; then
+  bash scripts/ensure_pgbouncer.sh ||
+    echo "bootstrap: warning: no PgBouncer; tests/distributed/test_pgbouncer.py will say so" >&2
 fi

@@ -61,6 +61,23 @@ async def longest(numbers: dict[str, list[int]], lakery: LakeryResource) -> dict
 
 
 @dg.asset
+def fork_report(base: dict[str, list[int]], lakery: LakeryResource) -> dict[str, int]:
+    """What this step process inherited from a forkserver (see `tests.dagster.preload_engine`)."""
+    import os
+
+    from lakery_dagster import engines
+
+    for i in range(3):
+        lakery.save(StorableValue(i), tags={"forked": str(os.getpid()), "i": str(i)})
+    return {
+        "pid": os.getpid(),
+        "parent": os.getppid(),
+        "inherited_engines": len(engines._INHERITED),
+        "saved": len(lakery.find(tags={"forked": str(os.getpid())}, limit=None)),
+    }
+
+
+@dg.asset
 def base() -> dict[str, list[int]]:
     return {"values": [1, 2, 3]}
 
@@ -76,7 +93,7 @@ def report(base: dict[str, list[int]], doubled: list[int]) -> dict[str, int]:
 
 
 defs = dg.Definitions(
-    assets=[numbers, total, readings, longest, base, doubled, report],
+    assets=[numbers, total, readings, longest, base, doubled, report, fork_report],
     jobs=[
         dg.define_asset_job(
             "lakery_multiprocess",
@@ -87,6 +104,18 @@ defs = dg.Definitions(
             "lakery_multiprocess_chain",
             selection=[base, doubled, report],
             executor_def=dg.multiprocess_executor.configured({"max_concurrent": 2}),
+        ),
+        dg.define_asset_job(
+            "lakery_forkserver",
+            selection=[base, doubled, report, fork_report],
+            executor_def=dg.multiprocess_executor.configured(
+                {
+                    "max_concurrent": 2,
+                    "start_method": {
+                        "forkserver": {"preload_modules": ["tests.dagster.preload_engine"]}
+                    },
+                }
+            ),
         ),
     ],
     resources={"io_manager": LakeryIOManager(lakery=lakery), "lakery": lakery},
@@ -99,3 +128,7 @@ def lakery_multiprocess_job() -> dg.JobDefinition:
 
 def lakery_multiprocess_chain_job() -> dg.JobDefinition:
     return defs.resolve_job_def("lakery_multiprocess_chain")
+
+
+def lakery_forkserver_job() -> dg.JobDefinition:
+    return defs.resolve_job_def("lakery_forkserver")

@@ -3,6 +3,8 @@ once, step processes writing to the same database concurrently, nothing lost."""
 
 from __future__ import annotations
 
+import multiprocessing.forkserver
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -91,3 +93,54 @@ def test_multiprocess_unpartitioned_chain(
         assert lakery.get(manifests["doubled"]).tags["dagster/input/base"] == manifests["base"]
     finally:
         lakery.close()
+
+
+def test_multiprocess_forkserver_preload(
+    lakery_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The forkserver start method with a preloaded module that has opened lakery's engine
+    (bridge loop running, a pooled connection): each step process is forked from it, drops
+    what it inherited (os.register_at_fork) and opens its own engine.
+
+    PostgreSQL only: the forkserver lives as long as the process that started it (here
+    the test process) and its children get its environment, not the current one, so a
+    second run with another database URL would go to the first one's database.
+    """
+    if not lakery_url.startswith("postgresql"):
+        pytest.skip("one forkserver per process: run once, on PostgreSQL (pooled connections)")
+    monkeypatch.setenv("LAKERY_TEST_MP_DATABASE_URL", lakery_url)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.DagsterInstance.local_temp(str(home)) as instance:
+        job = dg.reconstructable(defs_multiprocess.lakery_forkserver_job)
+        with dg.execute_job(job, instance=instance) as result:
+            assert result.success, [
+                e.event_specific_data for e in result.all_events if e.is_failure
+            ]
+            pids = {e.pid for e in result.all_events if e.event_type_value == "STEP_START"}
+            assert len(pids) == 4
+        [record] = instance.fetch_materializations(dg.AssetKey("fork_report"), limit=1).records
+        manifest_id = record.asset_materialization.metadata["lakery/manifest_id"].value
+
+    lakery = LakeryResource(database_url=lakery_url)
+    try:
+        forked = lakery.load(lakery.get(manifest_id)).value
+        assert forked["pid"] in pids
+        assert forked["inherited_engines"] >= 1  # forked from the preloaded forkserver
+        assert forked["saved"] == 3
+        assert forked["parent"] != os.getpid()  # a child of the forkserver, not of pytest
+        assert lakery.load(lakery.find(tags={"dagster/asset_key": "report"}, limit=1)[0]).value == {
+            "base": 6,
+            "doubled": 12,
+        }
+    finally:
+        lakery.close()
+        _stop_forkserver()
+
+
+def _stop_forkserver() -> None:
+    """Stop this process's forkserver (it keeps the environment it started with)."""
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    stop = getattr(server, "_stop", None)
+    if stop is not None:
+        stop()
