@@ -15,7 +15,9 @@ from typing import Any
 from urllib.parse import quote
 
 from lakery.common.exceptions import ConfigurationError
-from lakery.common.exceptions import StorageError
+from lakery.extra.object_store import PrefixRules
+from lakery.extra.object_store import content_key
+from lakery.extra.object_store import locator_parts as object_locator_parts
 
 __all__ = [
     "TAG_MODES",
@@ -32,10 +34,8 @@ METADATA_TAGS_KEY = "lakery-tags"
 """User metadata entry (``x-amz-meta-lakery-tags``) holding the tags as JSON."""
 
 _BUCKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,254}$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_CONTENT_KEY = re.compile(
-    r"^(?:(?P<prefix>.+)/)?sha256/(?P<fan>[0-9a-f]{2})/(?P<hash>[0-9a-f]{64})$"
-)
+PREFIX_RULES = PrefixRules("S3 key prefix", max_length=512)
+"""S3 allows keys of 1,024 bytes; the prefix keeps room for the content address."""
 _TAG_TEXT = re.compile(r"^[\w +\-=.:/@]*$")
 _MAX_TAGS = 10
 _MAX_TAG_KEY = 128
@@ -56,36 +56,7 @@ def check_bucket(bucket: object) -> str:
 
 def check_prefix(prefix: object) -> str:
     """Return the normalized key prefix (no trailing slash), or raise `ConfigurationError`."""
-    if not isinstance(prefix, str):
-        msg = f"the S3 key prefix must be a str, got {type(prefix).__name__}"
-        raise ConfigurationError(msg)
-    problem = _prefix_problem(prefix)
-    if problem:
-        msg = f"invalid S3 key prefix {prefix!r}: {problem}"
-        raise ConfigurationError(msg)
-    return prefix.rstrip("/")
-
-
-def _prefix_problem(prefix: str) -> str | None:
-    if prefix.startswith("/"):
-        return "it must not start with '/' (write 'data/lakery', not '/data/lakery')"
-    segments = prefix.rstrip("/").split("/") if prefix.rstrip("/") else []
-    if any(s in ("", ".", "..") for s in segments):
-        return "it must not contain empty, '.' or '..' segments"
-    if any(ord(c) < 32 or c in "\\\x7f" for c in prefix):
-        return "it must not contain control characters or backslashes"
-    if len(prefix.encode()) > 512:
-        return "it must be at most 512 bytes long"
-    return None
-
-
-def content_key(prefix: str, sha256: str) -> str:
-    """The key of the content whose sha256 hex digest is `sha256`."""
-    if not isinstance(sha256, str) or not _SHA256.match(sha256):
-        msg = f"expected a sha256 hex digest, got {sha256!r}"
-        raise StorageError(msg)
-    key = f"sha256/{sha256[:2]}/{sha256}"
-    return f"{prefix}/{key}" if prefix else key
+    return PREFIX_RULES.check(prefix)
 
 
 def temp_prefix(prefix: str) -> str:
@@ -95,24 +66,9 @@ def temp_prefix(prefix: str) -> str:
 
 def locator_parts(locator: Any) -> tuple[str, str]:
     """The bucket and key of a locator, after checking that they are a content address."""
-    if not isinstance(locator, Mapping):
-        msg = f"invalid S3Storage locator {locator!r}: expected {{'bucket': ..., 'key': ...}}"
-        raise StorageError(msg)
-    bucket, key = locator.get("bucket"), locator.get("key")
-    try:
-        check_bucket(bucket)
-    except ConfigurationError as exc:
-        raise StorageError(f"invalid S3Storage locator {locator!r}: {exc}") from None
-    match = _CONTENT_KEY.match(key) if isinstance(key, str) else None
-    prefix = match["prefix"] if match else None
-    bad_prefix = prefix is not None and (prefix.endswith("/") or _prefix_problem(prefix))
-    if not match or bad_prefix or match["fan"] != match["hash"][:2]:
-        msg = (
-            f"invalid S3Storage locator {locator!r}: the key must be "
-            "'<prefix>/sha256/<ab>/<sha256 hex>' with no leading '/' and no '..' segments"
-        )
-        raise StorageError(msg)
-    return bucket, key  # type: ignore[return-value]
+    return object_locator_parts(
+        locator, storage="S3Storage", place="bucket", check_place=check_bucket, rules=PREFIX_RULES
+    )
 
 
 def tag_params(tags: Mapping[str, str], mode: str) -> dict[str, Any]:

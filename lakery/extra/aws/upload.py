@@ -24,7 +24,6 @@ import base64
 import logging
 import math
 import uuid
-from collections.abc import AsyncGenerator
 from collections.abc import AsyncIterator
 from collections.abc import Mapping
 from collections.abc import Sequence
@@ -41,7 +40,6 @@ from lakery.common.exceptions import NotFoundError
 from lakery.common.exceptions import StorageError
 from lakery.core.errors import raise_first
 from lakery.core.serializer import Buffer
-from lakery.core.storage import THREAD_THRESHOLD
 from lakery.core.storage import HashingStream
 from lakery.core.storage import Locator
 from lakery.extra.aws import layout
@@ -50,8 +48,11 @@ from lakery.extra.aws.options import TransferOptions
 from lakery.extra.aws.spool import SpoolFile
 from lakery.extra.aws.spool import crc32_b64
 from lakery.extra.aws.spool import spool_directory
+from lakery.extra.object_store import iter_buffers
+from lakery.extra.object_store import joined
+from lakery.extra.object_store import regroup
 
-__all__ = ["MAX_PARTS", "Writer", "put_stream", "put_value", "regroup"]
+__all__ = ["MAX_PARTS", "Writer", "put_stream", "put_value"]
 
 logger = logging.getLogger("lakery.extra.aws")
 
@@ -94,10 +95,10 @@ async def put_value(
     transfer = writer.transfer
     if size > transfer.multipart_threshold:
         piece = max(transfer.part_size, math.ceil(size / (MAX_PARTS - 1)))
-        parts = regroup(_iter_buffers(data, piece), piece)
+        parts = regroup(iter_buffers(data, piece), piece)
         await _upload_in_parts(writer, key, parts, tags=tags)
         return locator
-    body = await _joined(data, size)
+    body = await joined(data, size)
     if len(body) != size:
         msg = f"put_value got {len(body)} bytes but was told size={size}"
         raise StorageError(msg)
@@ -279,45 +280,7 @@ def _b64_digest(sha256: str) -> str:
     return base64.b64encode(bytes.fromhex(sha256)).decode("ascii")
 
 
-async def _joined(data: Sequence[Buffer], size: int) -> bytes | bytearray:
-    if len(data) == 1 and isinstance(data[0], bytes | bytearray):
-        return data[0]
-    if size > THREAD_THRESHOLD:
-        return await anyio.to_thread.run_sync(b"".join, data)
-    return b"".join(data)
-
-
-async def _iter_buffers(data: Sequence[Buffer], piece: int) -> AsyncIterator[memoryview]:
-    """Slices of at most `piece` bytes of in-memory buffers, without copying them."""
-    for buffer in data:
-        view = memoryview(buffer).cast("B")
-        for start in range(0, view.nbytes, piece):
-            yield view[start : start + piece]
-
-
 # -- parts ----------------------------------------------------------------------------
-
-
-async def regroup(chunks: AsyncIterator[Buffer], part_size: int) -> AsyncGenerator[bytes, None]:
-    """Parts of exactly `part_size` bytes (the last one may be shorter) from any chunks.
-
-    Chunks are copied into one reused buffer; each full part is copied out of it as `bytes`
-    (the type botocore and aiohttp send with the fewest further copies).
-    """
-    buffer = bytearray(part_size)
-    filled = 0
-    async for chunk in chunks:
-        view = memoryview(chunk).cast("B")
-        while view.nbytes:
-            take = min(part_size - filled, view.nbytes)
-            buffer[filled : filled + take] = view[:take]
-            filled += take
-            view = view[take:]
-            if filled == part_size:
-                yield bytes(buffer)
-                filled = 0
-    if filled:
-        yield bytes(memoryview(buffer)[:filled])
 
 
 async def _chain(first: list[bytes], rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:

@@ -10,12 +10,10 @@ signatures) are redacted from anything the server or the SDK said.
 from __future__ import annotations
 
 import logging
-import random
 import re
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 from typing import TypeVar
 
@@ -29,10 +27,10 @@ from azure.core.exceptions import ServiceRequestError
 from azure.core.exceptions import ServiceResponseError
 
 from lakery.common.exceptions import AccessDeniedError
-from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import LakeryError
 from lakery.common.exceptions import NotFoundError
 from lakery.common.exceptions import StorageError
+from lakery.extra.object_store import BackoffPolicy
 
 __all__ = ["AzureRetryPolicy", "call_with_retries", "is_retryable", "redact", "translate_error"]
 
@@ -48,32 +46,11 @@ _SECRET_FIELDS = re.compile(
 _MAX_DETAIL = 300
 
 
-@dataclass(frozen=True)
-class AzureRetryPolicy:
+class AzureRetryPolicy(BackoffPolicy):
     """How often and how patiently a failed Azure call is tried again: the n-th retry
-    waits a random time between 0 and ``min(max_delay, base_delay * 2**n)``.
-
-    Attributes:
-        max_attempts: attempts per call, the first included (1 disables retries).
-        base_delay: seconds; the cap of the first wait.
-        max_delay: seconds; no wait is longer.
-    """
-
-    max_attempts: int = 5
-    base_delay: float = 0.1
-    max_delay: float = 20.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            msg = f"max_attempts must be an int of at least 1, got {self.max_attempts!r}"
-            raise ConfigurationError(msg)
-        if self.base_delay < 0 or self.max_delay < 0:
-            msg = "retry delays must not be negative"
-            raise ConfigurationError(msg)
-
-    def delay(self, retry: int) -> float:
-        """Seconds to wait before retry number `retry` (0 for the first retry)."""
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2**retry))
+    waits a random time between 0 and ``min(max_delay, base_delay * 2**n)`` (see
+    `lakery.extra.object_store.BackoffPolicy`: ``max_attempts``, ``base_delay``,
+    ``max_delay``)."""
 
 
 def status_of(exc: BaseException) -> int | None:

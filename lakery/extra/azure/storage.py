@@ -50,6 +50,12 @@ from lakery.extra.azure.retry import call_with_retries
 from lakery.extra.azure.retry import describe
 from lakery.extra.azure.retry import redact
 from lakery.extra.azure.retry import translate_error
+from lakery.extra.object_store import PrefixRules
+from lakery.extra.object_store import content_key
+from lakery.extra.object_store import iter_buffers
+from lakery.extra.object_store import joined
+from lakery.extra.object_store import locator_parts as object_locator_parts
+from lakery.extra.object_store import regroup
 
 __all__ = ["AzureBlobStorage"]
 
@@ -70,9 +76,7 @@ CLEANUP_TIMEOUT = 60.0
 
 _CONTAINER = re.compile(r"^(?=.{3,63}$)[a-z0-9]+(?:-[a-z0-9]+)*$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_CONTENT_KEY = re.compile(
-    r"^(?:(?P<prefix>.+)/)?sha256/(?P<fan>[0-9a-f]{2})/(?P<hash>[0-9a-f]{64})$"
-)
+PREFIX_RULES = PrefixRules("Azure blob name prefix", max_length=800, in_bytes=False)
 _OCTETS = "application/octet-stream"
 
 
@@ -162,7 +166,7 @@ class AzureBlobStorage(Storage):
     ) -> None:
         super().__init__(name=name)
         self.container = check_container(container)
-        self.prefix = check_prefix(prefix)
+        self.prefix = PREFIX_RULES.check(prefix)
         self.block_size = _bounded("block_size", block_size, MiB, MAX_BLOCK_SIZE)
         self.single_put_size = _bounded("single_put_size", single_put_size, 0, 5000 * MiB)
         self.upload_concurrency = _bounded("upload_concurrency", upload_concurrency, 1, 1000)
@@ -259,7 +263,7 @@ class AzureBlobStorage(Storage):
     ) -> Locator:
         key = content_key(self.prefix, sha256)
         if size <= self.single_put_size:
-            body = await _joined(data, size)
+            body = await joined(data, size)
             if len(body) != size:
                 msg = f"put_value got {len(body)} bytes but was told size={size}"
                 raise StorageError(msg)
@@ -271,13 +275,13 @@ class AzureBlobStorage(Storage):
             piece = max(self.block_size, math.ceil(size / MAX_BLOCKS))
 
             async def write() -> None:
-                await self._put_blocks(key, _iter_buffers(data, piece))
+                await self._put_blocks(key, iter_buffers(data, piece))
 
         await self._write_once(key, size, write)
         return {"container": self.container, "key": key}
 
     async def put_stream(self, stream: HashingStream, *, tags: Mapping[str, str]) -> Locator:
-        async with _aclosing(_regroup(stream, self.block_size)) as blocks:
+        async with contextlib.aclosing(regroup(stream, self.block_size)) as blocks:
             first = await anext(blocks, None)
             if first is None or len(first) < self.block_size:  # the stream has ended
                 body = [first] if first is not None else []
@@ -832,58 +836,15 @@ def check_container(container: object) -> str:
     return container
 
 
-def check_prefix(prefix: object) -> str:
-    if not isinstance(prefix, str):
-        msg = f"the blob name prefix must be a str, got {type(prefix).__name__}"
-        raise ConfigurationError(msg)
-    problem = _prefix_problem(prefix)
-    if problem:
-        msg = f"invalid Azure blob name prefix {prefix!r}: {problem}"
-        raise ConfigurationError(msg)
-    return prefix.rstrip("/")
-
-
-def _prefix_problem(prefix: str) -> str | None:
-    if prefix.startswith("/"):
-        return "it must not start with '/'"
-    segments = prefix.rstrip("/").split("/") if prefix.rstrip("/") else []
-    if any(s in ("", ".", "..") for s in segments):
-        return "it must not contain empty, '.' or '..' segments"
-    if any(ord(c) < 32 or c in "\\\x7f" for c in prefix):
-        return "it must not contain control characters or backslashes"
-    if len(prefix) > 800:
-        return "it must be at most 800 characters long"
-    return None
-
-
-def content_key(prefix: str, sha256: str) -> str:
-    if not isinstance(sha256, str) or not _SHA256.match(sha256):
-        msg = f"expected a sha256 hex digest, got {sha256!r}"
-        raise StorageError(msg)
-    key = f"sha256/{sha256[:2]}/{sha256}"
-    return f"{prefix}/{key}" if prefix else key
-
-
 def locator_parts(locator: Any) -> tuple[str, str]:
     """The container and blob name of a locator, after checking them."""
-    if not isinstance(locator, Mapping):
-        msg = f"invalid AzureBlobStorage locator {locator!r}: expected {{'container', 'key'}}"
-        raise StorageError(msg)
-    container, key = locator.get("container"), locator.get("key")
-    try:
-        check_container(container)
-    except ConfigurationError as exc:
-        raise StorageError(f"invalid AzureBlobStorage locator {locator!r}: {exc}") from None
-    match = _CONTENT_KEY.match(key) if isinstance(key, str) else None
-    prefix = match["prefix"] if match else None
-    bad_prefix = prefix is not None and (prefix.endswith("/") or _prefix_problem(prefix))
-    if not match or bad_prefix or match["fan"] != match["hash"][:2]:
-        msg = (
-            f"invalid AzureBlobStorage locator {locator!r}: the key must be "
-            "'<prefix>/sha256/<ab>/<sha256 hex>'"
-        )
-        raise StorageError(msg)
-    return container, key  # type: ignore[return-value]
+    return object_locator_parts(
+        locator,
+        storage="AzureBlobStorage",
+        place="container",
+        check_place=check_container,
+        rules=PREFIX_RULES,
+    )
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -894,45 +855,6 @@ def _bounded(option: str, value: object, low: int, high: int) -> int:
         msg = f"{option} must be an int from {low} to {high}, got {value!r}"
         raise ConfigurationError(msg)
     return value
-
-
-async def _joined(data: Sequence[Buffer], size: int) -> bytes | bytearray:
-    if len(data) == 1 and isinstance(data[0], bytes | bytearray):
-        return data[0]
-    if size > THREAD_THRESHOLD:
-        return await anyio.to_thread.run_sync(b"".join, data)
-    return b"".join(data)
-
-
-async def _iter_buffers(data: Sequence[Buffer], piece: int) -> AsyncIterator[memoryview]:
-    for buffer in data:
-        view = memoryview(buffer).cast("B")
-        for start in range(0, view.nbytes, piece):
-            yield view[start : start + piece]
-
-
-async def _regroup(chunks: AsyncIterator[Buffer], size: int) -> AsyncGenerator[bytes, None]:
-    """Blocks of exactly `size` bytes (the last one may be shorter) from any chunks."""
-    buffer = bytearray(size)
-    filled = 0
-    async for chunk in chunks:
-        view = memoryview(chunk).cast("B")
-        while view.nbytes:
-            take = min(size - filled, view.nbytes)
-            buffer[filled : filled + take] = view[:take]
-            filled += take
-            view = view[take:]
-            if filled == size:
-                yield bytes(buffer)
-                filled = 0
-    if filled:
-        yield bytes(memoryview(buffer)[:filled])
-
-
-def _aclosing(generator: AsyncGenerator[bytes, None]) -> Any:
-    from contextlib import aclosing
-
-    return aclosing(generator)
 
 
 def _utc(value: datetime) -> datetime:

@@ -12,11 +12,9 @@ included) are never chained.
 from __future__ import annotations
 
 import logging
-import random
 import re
 from collections.abc import Awaitable
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from typing import TypeVar
 
@@ -24,10 +22,10 @@ import aiohttp
 import anyio
 
 from lakery.common.exceptions import AccessDeniedError
-from lakery.common.exceptions import ConfigurationError
 from lakery.common.exceptions import LakeryError
 from lakery.common.exceptions import NotFoundError
 from lakery.common.exceptions import StorageError
+from lakery.extra.object_store import BackoffPolicy
 
 __all__ = [
     "GCSHTTPError",
@@ -61,32 +59,11 @@ class GCSHTTPError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True)
-class GCSRetryPolicy:
-    """How often and how patiently a failed GCS call is tried again: the n-th retry waits
-    a random time between 0 and ``min(max_delay, base_delay * 2**n)``.
-
-    Attributes:
-        max_attempts: attempts per call, the first included (1 disables retries).
-        base_delay: seconds; the cap of the first wait.
-        max_delay: seconds; no wait is longer.
-    """
-
-    max_attempts: int = 5
-    base_delay: float = 0.1
-    max_delay: float = 20.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            msg = f"max_attempts must be an int of at least 1, got {self.max_attempts!r}"
-            raise ConfigurationError(msg)
-        if self.base_delay < 0 or self.max_delay < 0:
-            msg = "retry delays must not be negative"
-            raise ConfigurationError(msg)
-
-    def delay(self, retry: int) -> float:
-        """Seconds to wait before retry number `retry` (0 for the first retry)."""
-        return random.uniform(0, min(self.max_delay, self.base_delay * 2**retry))
+class GCSRetryPolicy(BackoffPolicy):
+    """How often and how patiently a failed GCS call is tried again: the n-th retry
+    waits a random time between 0 and ``min(max_delay, base_delay * 2**n)`` (see
+    `lakery.extra.object_store.BackoffPolicy`: ``max_attempts``, ``base_delay``,
+    ``max_delay``)."""
 
 
 def status_of(exc: BaseException) -> int | None:

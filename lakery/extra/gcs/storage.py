@@ -45,6 +45,11 @@ from lakery.extra.gcs.retry import call_with_retries
 from lakery.extra.gcs.retry import describe
 from lakery.extra.gcs.retry import redact
 from lakery.extra.gcs.retry import status_of
+from lakery.extra.object_store import PrefixRules
+from lakery.extra.object_store import content_key
+from lakery.extra.object_store import joined
+from lakery.extra.object_store import locator_parts as object_locator_parts
+from lakery.extra.object_store import regroup
 
 __all__ = ["GCSStorage"]
 
@@ -67,9 +72,7 @@ CLEANUP_TIMEOUT = 60.0
 
 _BUCKET = re.compile(r"^(?=.{3,222}$)[a-z0-9][a-z0-9._-]*[a-z0-9]$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_CONTENT_KEY = re.compile(
-    r"^(?:(?P<prefix>.+)/)?sha256/(?P<fan>[0-9a-f]{2})/(?P<hash>[0-9a-f]{64})$"
-)
+PREFIX_RULES = PrefixRules("GCS object name prefix", max_length=900, forbidden="#[]*?")
 _OCTETS = "application/octet-stream"
 
 
@@ -172,7 +175,7 @@ class GCSStorage(Storage):
     ) -> None:
         super().__init__(name=name)
         self.bucket = check_bucket(bucket)
-        self.prefix = check_prefix(prefix)
+        self.prefix = PREFIX_RULES.check(prefix)
         self.chunk_size = _bounded("chunk_size", chunk_size, CHUNK_QUANTUM, 1 << 40)
         if self.chunk_size % CHUNK_QUANTUM:
             msg = f"chunk_size must be a multiple of 256 KiB ({CHUNK_QUANTUM}), got {chunk_size}"
@@ -321,7 +324,7 @@ class GCSStorage(Storage):
     ) -> Locator:
         key = content_key(self.prefix, sha256)
         if 0 < size <= self.single_put_size:
-            body = await _joined(data, size)
+            body = await joined(data, size)
             if len(body) != size:
                 msg = f"put_value got {len(body)} bytes but was told size={size}"
                 raise StorageError(msg)
@@ -333,14 +336,14 @@ class GCSStorage(Storage):
 
             async def write() -> None:
                 # (also the empty value: gcp-storage-emulator drops an empty media upload)
-                resource = await self._resumable(key, _regroup(_buffers(data), self.chunk_size))
+                resource = await self._resumable(key, regroup(_buffers(data), self.chunk_size))
                 _check_size(resource, size, f"gs://{self.bucket}/{key}")
 
         await self._write_once(key, size, write)
         return {"bucket": self.bucket, "key": key}
 
     async def put_stream(self, stream: HashingStream, *, tags: Mapping[str, str]) -> Locator:
-        async with contextlib.aclosing(_regroup(stream, self.chunk_size)) as chunks:
+        async with contextlib.aclosing(regroup(stream, self.chunk_size)) as chunks:
             first = await anext(chunks, None)
             if first is None or len(first) < self.chunk_size:  # the stream has ended
                 body = [first] if first is not None else []
@@ -935,58 +938,11 @@ def check_bucket(bucket: object) -> str:
     return bucket
 
 
-def check_prefix(prefix: object) -> str:
-    if not isinstance(prefix, str):
-        msg = f"the object name prefix must be a str, got {type(prefix).__name__}"
-        raise ConfigurationError(msg)
-    problem = _prefix_problem(prefix)
-    if problem:
-        msg = f"invalid GCS object name prefix {prefix!r}: {problem}"
-        raise ConfigurationError(msg)
-    return prefix.rstrip("/")
-
-
-def _prefix_problem(prefix: str) -> str | None:
-    if prefix.startswith("/"):
-        return "it must not start with '/'"
-    segments = prefix.rstrip("/").split("/") if prefix.rstrip("/") else []
-    if any(s in ("", ".", "..") for s in segments):
-        return "it must not contain empty, '.' or '..' segments"
-    if any(ord(c) < 32 or c in "\\\x7f#[]*?" for c in prefix):
-        return "it must not contain control characters, backslashes or '#[]*?'"
-    if len(prefix.encode()) > 900:
-        return "it must be at most 900 bytes long"
-    return None
-
-
-def content_key(prefix: str, sha256: str) -> str:
-    if not isinstance(sha256, str) or not _SHA256.match(sha256):
-        msg = f"expected a sha256 hex digest, got {sha256!r}"
-        raise StorageError(msg)
-    key = f"sha256/{sha256[:2]}/{sha256}"
-    return f"{prefix}/{key}" if prefix else key
-
-
 def locator_parts(locator: Any) -> tuple[str, str]:
     """The bucket and object name of a locator, after checking them."""
-    if not isinstance(locator, Mapping):
-        msg = f"invalid GCSStorage locator {locator!r}: expected {{'bucket', 'key'}}"
-        raise StorageError(msg)
-    bucket, key = locator.get("bucket"), locator.get("key")
-    try:
-        check_bucket(bucket)
-    except ConfigurationError as exc:
-        raise StorageError(f"invalid GCSStorage locator {locator!r}: {exc}") from None
-    match = _CONTENT_KEY.match(key) if isinstance(key, str) else None
-    prefix = match["prefix"] if match else None
-    bad_prefix = prefix is not None and (prefix.endswith("/") or _prefix_problem(prefix))
-    if not match or bad_prefix or match["fan"] != match["hash"][:2]:
-        msg = (
-            f"invalid GCSStorage locator {locator!r}: the key must be "
-            "'<prefix>/sha256/<ab>/<sha256 hex>'"
-        )
-        raise StorageError(msg)
-    return bucket, key  # type: ignore[return-value]
+    return object_locator_parts(
+        locator, storage="GCSStorage", place="bucket", check_place=check_bucket, rules=PREFIX_RULES
+    )
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -999,14 +955,6 @@ def _bounded(option: str, value: object, low: int, high: int) -> int:
     return value
 
 
-async def _joined(data: Sequence[Buffer], size: int) -> bytes | bytearray:
-    if len(data) == 1 and isinstance(data[0], bytes | bytearray):
-        return data[0]
-    if size > THREAD_THRESHOLD:
-        return await anyio.to_thread.run_sync(b"".join, data)
-    return b"".join(data)
-
-
 async def _buffers(data: Sequence[Buffer]) -> AsyncIterator[Buffer]:
     for buffer in data:
         yield buffer
@@ -1016,24 +964,6 @@ async def _prepend(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[by
     yield first
     async for chunk in rest:
         yield chunk
-
-
-async def _regroup(chunks: AsyncIterator[Buffer], size: int) -> AsyncGenerator[bytes, None]:
-    """Chunks of exactly `size` bytes (the last one may be shorter) from any chunks."""
-    buffer = bytearray(size)
-    filled = 0
-    async for chunk in chunks:
-        view = memoryview(chunk).cast("B")
-        while view.nbytes:
-            take = min(size - filled, view.nbytes)
-            buffer[filled : filled + take] = view[:take]
-            filled += take
-            view = view[take:]
-            if filled == size:
-                yield bytes(buffer)
-                filled = 0
-    if filled:
-        yield bytes(memoryview(buffer)[:filled])
 
 
 def _utc_now() -> datetime:
